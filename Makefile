@@ -1,0 +1,58 @@
+# The verbs a newcomer types. `make demo` and `make test` do all of their own set-up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+STACK := deploy/local/stack.sh
+WITH_STACK := deploy/local/with-stack
+CLI := $(WITH_STACK) $(VENV)/bin/safetravel
+DEMO_REPORTS ?= 25000
+
+.PHONY: help demo run test test-fast bench-ingest stack down migrate councils seed venv clean
+
+help:
+	@echo "make demo          run the whole platform with London demo data (Ctrl-C stops it)"
+	@echo "make run           the same without demo data (PORT=8000 by default)"
+	@echo "make test          run the test suite against real PostgreSQL + PostGIS and Redis"
+	@echo "make bench-ingest  reports/s through the API next to raw INSERTs"
+	@echo "make down          stop the local PostgreSQL and Redis"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null && $(PYTHON) -m venv $(VENV); \
+	  else echo "python3 -m venv failed: sudo apt-get install -y python3-venv"; exit 1; fi; }
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+stack:
+	@$(STACK) up
+
+down:
+	@$(STACK) down
+
+migrate: venv stack
+	@$(CLI) migrate
+
+councils: migrate
+	@$(CLI) councils load data/london_boroughs.geojson
+
+seed: councils
+	@$(CLI) demo seed --reports $(DEMO_REPORTS)
+
+run: councils
+	@deploy/local/serve.sh
+
+demo: seed
+	@deploy/local/serve.sh
+
+test: venv stack
+	@$(WITH_STACK) $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench-ingest: venv stack
+	@$(WITH_STACK) $(VENV)/bin/python -m bench.ingest $(BENCH_ARGS)
+
+clean: down
+	rm -rf .local $(VENV)

@@ -1,0 +1,103 @@
+"""SafeTravel's Flask application: ``create_app()`` wires configuration, extensions and domains."""
+
+from __future__ import annotations
+
+import logging
+
+import swagger_ui_bundle
+from flask import Flask, request, send_from_directory
+from sqlalchemy.exc import OperationalError, TimeoutError as PoolTimeoutError
+from werkzeug.exceptions import ServiceUnavailable
+
+from backend import auth
+from backend.config import Settings
+from backend.extensions import db, redis_conn
+from backend.http import Api
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "1.0.0"
+RETRY_AFTER_S = "5"
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config.update(
+        SETTINGS=settings,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        API_TITLE="SafeTravel API",
+        API_VERSION=API_VERSION,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        # Served from the installed swagger-ui-bundle package: no CDN at run time.
+        OPENAPI_SWAGGER_UI_URL="/api/docs/static/",
+        API_SPEC_OPTIONS={
+            "info": {"description": "The SafeTravel backend: reports, heatmaps, safe hubs, alerts, exports."},
+            "servers": [{"url": "/"}],
+        },
+    )
+    _configure_logging(settings)
+
+    db.init_app(app)
+    redis_conn.init_app(app)
+    auth.init_app(app)
+
+    api = Api(app)
+    api.spec.components.security_scheme("firebase", auth.SECURITY_SCHEME)
+    _register_blueprints(api)
+    _register_request_hooks(app, api)
+    _register_cli(app)
+
+    @app.get("/api/docs/static/<path:filename>")
+    def swagger_ui_static(filename: str):
+        return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)
+
+    return app
+
+
+def _register_blueprints(api: Api) -> None:
+    from backend.councils.api import blp as councils
+    from backend.health.api import blp as health
+    from backend.reports.api import blp as reports
+    from backend.users.api import blp as me
+
+    for blueprint in (health, reports, me, councils):
+        api.register_blueprint(blueprint)
+
+
+def _register_request_hooks(app: Flask, api: Api) -> None:
+    @app.before_request
+    def _body_limit() -> None:
+        # A view class may allow a larger body than the default (the offline batch does).
+        view = app.view_functions.get(request.endpoint or "")
+        limit = getattr(getattr(view, "view_class", None), "max_body_bytes", None)
+        if limit:
+            request.max_content_length = limit
+
+    def _database_unavailable(exc: Exception):
+        # PostgreSQL down or restarting: a clear 503 the app can retry (with its Idempotency-Key).
+        log.warning("database unavailable: %s", exc.__class__.__name__)
+        db.session.remove()
+        error = ServiceUnavailable("The database is unavailable; retry shortly.")
+        error.data = {"message": error.description, "headers": {"Retry-After": RETRY_AFTER_S}}
+        return api.handle_http_exception(error)
+
+    app.register_error_handler(OperationalError, _database_unavailable)
+    app.register_error_handler(PoolTimeoutError, _database_unavailable)
+
+
+def _register_cli(app: Flask) -> None:
+    from backend.cli import register
+
+    register(app)
+
+
+def _configure_logging(settings: Settings) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )

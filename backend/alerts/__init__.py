@@ -1,0 +1,1 @@
+"""Alerts: cluster detection and geofenced pushes (filled in by the alerts issue)."""

@@ -1,0 +1,167 @@
+"""Who is calling: Firebase ID tokens verified with firebase-admin, roles from custom claims.
+
+- no ``role`` claim (or one we do not know): a commuter, anonymous Firebase accounts included;
+- ``role: "safety_team"`` / ``"admin"``: staff;
+- ``role: "council"`` with ``council: "<GSS code>"``: a council officer, limited to that area.
+
+In development and tests the Firebase emulator convention applies: with FIREBASE_AUTH_EMULATOR_HOST
+set, firebase-admin accepts unsigned tokens. Production configuration refuses to start with it set
+(backend/config.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import firebase_admin
+import flask_smorest
+from firebase_admin import auth as firebase_auth
+from flask import Flask, g, request
+from flask_smorest import abort
+
+from backend.config import Settings
+
+COMMUTER = "commuter"
+SAFETY_TEAM = "safety_team"
+ADMIN = "admin"
+COUNCIL = "council"
+ROLES = (COMMUTER, SAFETY_TEAM, ADMIN, COUNCIL)
+STAFF = (SAFETY_TEAM, ADMIN)
+ANY_SIGNED_IN = ROLES
+
+GSS_CODE = re.compile(r"^[EWSN]\d{8}$")
+CLOCK_SKEW_S = 60
+FIREBASE_APP_NAME = "safetravel"
+
+SECURITY_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "JWT",
+    "description": "A Firebase ID token. Roles come from the `role` and `council` custom claims.",
+}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The verified caller."""
+
+    uid: str
+    role: str
+    council: str | None = None
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF
+
+    @property
+    def is_council(self) -> bool:
+        return self.role == COUNCIL
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    role = claims.get("role")
+    if role not in ROLES or role == COMMUTER:
+        # Unknown roles get the least privilege, never an error: a typo in a claim locks nobody in.
+        return Principal(uid=claims["uid"], role=COMMUTER)
+    council = claims.get("council") if role == COUNCIL else None
+    if role == COUNCIL and not (isinstance(council, str) and GSS_CODE.match(council)):
+        abort(403, message="This council account has no valid `council` claim (a GSS code such as E09000028).")
+    return Principal(uid=claims["uid"], role=role, council=council)
+
+
+def init_app(app: Flask) -> None:
+    settings: Settings = app.config["SETTINGS"]
+    if settings.firebase_auth_emulator_host:
+        # firebase-admin reads this variable itself to accept the emulator's unsigned tokens.
+        os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = settings.firebase_auth_emulator_host
+    else:
+        os.environ.pop("FIREBASE_AUTH_EMULATOR_HOST", None)
+    app.extensions["firebase_app"] = firebase_app(settings)
+
+
+def firebase_app(settings: Settings) -> firebase_admin.App:
+    """The process's firebase-admin app (auth now, FCM later), created once per project id."""
+    try:
+        app = firebase_admin.get_app(FIREBASE_APP_NAME)
+        if app.project_id == settings.firebase_project_id:
+            return app
+        firebase_admin.delete_app(app)
+    except ValueError:
+        pass
+    credential = None
+    if settings.google_application_credentials:
+        from firebase_admin import credentials
+
+        credential = credentials.Certificate(settings.google_application_credentials)
+    return firebase_admin.initialize_app(
+        credential, options={"projectId": settings.firebase_project_id}, name=FIREBASE_APP_NAME
+    )
+
+
+def _bearer_token() -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header:
+        abort(401, message="Sign in: send `Authorization: Bearer <Firebase ID token>`.")
+    if scheme.lower() != "bearer" or not token.strip():
+        abort(401, message="The Authorization header must be `Bearer <Firebase ID token>`.")
+    return token.strip()
+
+
+def verify(token: str, fb_app: firebase_admin.App) -> dict[str, Any]:
+    try:
+        claims = firebase_auth.verify_id_token(token, app=fb_app, clock_skew_seconds=CLOCK_SKEW_S)
+    except firebase_auth.ExpiredIdTokenError:
+        abort(401, message="The ID token has expired: refresh it and try again.")
+    except firebase_auth.CertificateFetchError:
+        abort(503, message="Cannot reach Google to check the ID token; try again shortly.",
+              headers={"Retry-After": "5"})
+    except (firebase_auth.InvalidIdTokenError, ValueError) as exc:
+        abort(401, message=f"The ID token is not valid: {exc}")
+    # The emulator path skips time checks; keep them so that tests and development behave like
+    # production (an expired or not-yet-valid token is refused everywhere).
+    now = time.time()
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if not isinstance(exp, (int, float)) or exp < now - CLOCK_SKEW_S:
+        abort(401, message="The ID token has expired: refresh it and try again.")
+    if not isinstance(iat, (int, float)) or iat > now + CLOCK_SKEW_S:
+        abort(401, message="The ID token was issued in the future; check the device clock.")
+    return claims
+
+
+def current_principal() -> Principal:
+    """The caller, verified once per request."""
+    if "principal" not in g:
+        from flask import current_app
+
+        claims = verify(_bearer_token(), current_app.extensions["firebase_app"])
+        g.principal = principal_from_claims(claims)
+    return g.principal
+
+
+def requires(*roles: str) -> Callable:
+    """Let only these roles call the view: 401 without a valid token, 403 for another role."""
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            principal = current_principal()
+            if principal.role not in roles:
+                abort(403, message=f"This needs one of the roles: {', '.join(roles)}.")
+            return view(*args, **kwargs)
+
+        return flask_smorest.Blueprint.doc(
+            security=[{"firebase": []}],
+            responses={
+                "401": {"description": "No valid Firebase ID token"},
+                "403": {"description": f"Allowed roles: {', '.join(roles)}"},
+            },
+        )(wrapper)
+
+    return decorator

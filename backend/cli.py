@@ -1,0 +1,97 @@
+"""The ``safetravel`` command (also ``flask --app backend``): migrations, data loading, the demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(migrate)
+    app.cli.add_command(councils)
+    app.cli.add_command(demo)
+    app.cli.add_command(outbox)
+    app.cli.add_command(dev_token)
+
+
+@click.command()
+def migrate() -> None:
+    """Apply the database migrations (Alembic, forward only)."""
+    from backend.migrate import upgrade
+
+    upgrade(current_app.config["SETTINGS"].database_url)
+    click.echo("database is at the latest migration")
+
+
+@click.group()
+def councils() -> None:
+    """Council areas."""
+
+
+@councils.command("load")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False), default=str(DATA_DIR / "london_boroughs.geojson"))
+@click.option("--code-field", default="code", show_default=True, help="attribute holding the GSS code")
+@click.option("--name-field", default="name", show_default=True, help="attribute holding the name")
+def councils_load(path: str, code_field: str, name_field: str) -> None:
+    """Load council boundaries from a GeoJSON or GeoPackage file (default: London's boroughs)."""
+    from backend.councils.service import load_council_areas
+
+    count = load_council_areas(path, code_field=code_field, name_field=name_field)
+    click.echo(f"loaded {count} council areas from {path}")
+
+
+@click.group()
+def demo() -> None:
+    """Demo data."""
+
+
+@demo.command("seed")
+@click.option("--reports", "count", default=25_000, show_default=True, help="how many reports")
+@click.option("--seed", default=2026, show_default=True, help="random seed (same seed, same data)")
+def demo_seed(count: int, seed: int) -> None:
+    """Seed realistic reports around London's Underground (idempotent: re-running adds nothing)."""
+    from backend.demo.seed import seed_reports
+
+    created = seed_reports(count=count, seed=seed)
+    click.echo(f"demo reports: {created} new, {count - created} already there")
+
+
+@click.group()
+def outbox() -> None:
+    """The follow-up work outbox."""
+
+
+@outbox.command("sweep")
+def outbox_sweep() -> None:
+    """Enqueue pending follow-up work now (the scheduler does this every few seconds)."""
+    from backend.outbox.service import sweep
+
+    click.echo(f"enqueued {sweep(grace_s=0)} task(s)")
+
+
+@click.command("dev-token")
+@click.option("--uid", default="dev-user", show_default=True)
+@click.option("--role", type=click.Choice(["commuter", "safety_team", "admin", "council"]), default="commuter")
+@click.option("--council", "council_code", default=None, help="GSS code, with --role council")
+def dev_token(uid: str, role: str, council_code: str | None) -> None:
+    """Print an unsigned emulator ID token (development only; production refuses them)."""
+    from backend.devtokens import emulator_token
+
+    settings = current_app.config["SETTINGS"]
+    if settings.is_production:
+        raise click.ClickException("dev tokens are for development: APP_ENV is production")
+    click.echo(emulator_token(
+        uid, project_id=settings.firebase_project_id,
+        role=None if role == "commuter" else role, council=council_code,
+    ))
+
+
+def main() -> None:
+    from backend import create_app
+
+    FlaskGroup(create_app=create_app, add_default_commands=True)(prog_name="safetravel")

@@ -1,0 +1,100 @@
+"""Configuration from environment variables, with development defaults (see docs/operations.md)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+APP_ENVS = ("development", "test", "production")
+
+
+class ConfigError(RuntimeError):
+    """The configuration is unsafe or unusable; the process must not start."""
+
+
+def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_env: str = "development"
+    database_url: str = "postgresql+psycopg://safetravel@127.0.0.1:5432/safetravel"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    firebase_project_id: str = "demo-safetravel"
+    firebase_auth_emulator_host: str | None = None
+    google_application_credentials: str | None = None
+    port: int = 8000
+    public_min_reporters: int = 5
+    report_retention_days: int = 1095
+    city_timezone: str = "Europe/London"
+    # Request bodies: one report is a few kB; a batch of 100 with long routes stays well under 4 MiB.
+    max_body_bytes: int = 256 * 1024
+    max_batch_body_bytes: int = 4 * 1024 * 1024
+    db_pool_size: int = 10
+    redis_timeout_s: float = 0.5
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.city_timezone)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        app_env = env.get("APP_ENV", "development")
+        if app_env not in APP_ENVS:
+            raise ConfigError(f"APP_ENV must be one of {', '.join(APP_ENVS)}, got {app_env!r}")
+        settings = cls(
+            app_env=app_env,
+            database_url=_normalise_database_url(env.get("DATABASE_URL") or cls.database_url),
+            redis_url=env.get("REDIS_URL") or cls.redis_url,
+            firebase_project_id=env.get("FIREBASE_PROJECT_ID") or cls.firebase_project_id,
+            firebase_auth_emulator_host=env.get("FIREBASE_AUTH_EMULATOR_HOST") or None,
+            google_application_credentials=env.get("GOOGLE_APPLICATION_CREDENTIALS") or None,
+            port=_int(env, "PORT", cls.port, minimum=1),
+            public_min_reporters=_int(env, "PUBLIC_MIN_REPORTERS", cls.public_min_reporters, minimum=1),
+            report_retention_days=_int(env, "REPORT_RETENTION_DAYS", cls.report_retention_days, minimum=1),
+            city_timezone=env.get("CITY_TIMEZONE") or cls.city_timezone,
+            db_pool_size=_int(env, "DB_POOL_SIZE", cls.db_pool_size, minimum=1),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        try:
+            self.tz
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"CITY_TIMEZONE is not a known time zone: {self.city_timezone!r}") from None
+        if self.is_production:
+            if self.firebase_auth_emulator_host:
+                raise ConfigError(
+                    "FIREBASE_AUTH_EMULATOR_HOST is set while APP_ENV=production: unsigned ID tokens "
+                    "would be accepted. Unset it to start in production."
+                )
+            if self.firebase_project_id.startswith("demo-"):
+                raise ConfigError("FIREBASE_PROJECT_ID must name a real Firebase project in production")
+        elif not self.firebase_auth_emulator_host and not self.google_application_credentials:
+            # Development and tests follow Firebase's emulator convention unless told otherwise.
+            object.__setattr__(self, "firebase_auth_emulator_host", "127.0.0.1:9099")
+
+
+def _normalise_database_url(url: str) -> str:
+    # Accept the libpq-style URLs people paste; SQLAlchemy needs the driver named.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url

@@ -1,0 +1,133 @@
+"""The HTTP edge shared by every domain's API: strict JSON parsing, the error format, the Blueprint.
+
+Every error leaves as ``{"code", "status", "message", "errors": {field: [...]}}`` (PRODUCT.md).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import flask_smorest
+import marshmallow as ma
+from webargs import core
+from webargs.flaskparser import FlaskParser, abort
+from werkzeug.exceptions import HTTPException
+
+JSON_MIMETYPE = "application/json"
+
+
+def _reject_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON (RFC 8259), although Python's parser accepts them.
+    raise ValueError(f"{name} is not a valid JSON number")
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ValueError(f"duplicate key {key!r}")
+        obj[key] = value
+    return obj
+
+
+def _reject_huge_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:30]} is out of range")
+    return value
+
+
+def parse_strict_json(raw: bytes) -> Any:
+    """Parse a request body: no NaN/Infinity, no duplicate keys, no runaway nesting."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        abort(400, message="The request body is not valid UTF-8.", errors={"json": ["not valid UTF-8"]})
+    if not text.strip():
+        return core.missing
+    try:
+        return json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_float=_reject_huge_float,
+            object_pairs_hook=_reject_duplicate_keys,
+        )
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        abort(400, message=f"The request body is not valid JSON: {reason}.", errors={"json": [reason]})
+
+
+class StrictParser(FlaskParser):
+    """webargs' Flask parser: bodies must be JSON (415 otherwise) and strict JSON; a misspelt query
+    parameter is an error, not silently ignored (``catgory=spiking`` would otherwise list all)."""
+
+    DEFAULT_UNKNOWN_BY_LOCATION = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": ma.RAISE,
+        "querystring": ma.RAISE,
+    }
+
+    def load_json(self, req, schema):  # noqa: ANN001 - webargs' signature
+        if not req.mimetype or req.mimetype != JSON_MIMETYPE and not req.mimetype.endswith("+json"):
+            abort(
+                415,
+                message=f"Send the body as {JSON_MIMETYPE} (got {req.mimetype or 'no Content-Type'}).",
+                errors={"Content-Type": [f"must be {JSON_MIMETYPE}"]},
+            )
+        return parse_strict_json(req.get_data(cache=True))
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint with the strict parser; every domain's api.py uses this one."""
+
+    ARGUMENTS_PARSER = StrictParser()
+
+
+def _flatten(errors: Any) -> dict[str, Any]:
+    """webargs nests errors under their location ("json", "query", ...); clients want fields."""
+    if not isinstance(errors, dict):
+        return {"_request": errors if isinstance(errors, list) else [str(errors)]}
+    flat: dict[str, Any] = {}
+    for location, messages in errors.items():
+        if location in ("json", "query", "querystring", "headers", "view_args", "path", "form", "files") and isinstance(
+            messages, dict
+        ):
+            for field, field_messages in messages.items():
+                # The whole-body validators (marshmallow's "_schema") are reported under "_schema".
+                flat[field] = field_messages
+        else:
+            flat[location] = messages
+    return flat
+
+
+def _describe(errors: dict[str, Any]) -> str:
+    fields = ", ".join(sorted(errors))
+    return f"Invalid input: {fields}." if fields else "Invalid input."
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest's Api with PRODUCT.md's error body: field errors flat, a message naming them."""
+
+    def handle_http_exception(self, error: HTTPException):
+        headers: dict[str, str] = {}
+        payload: dict[str, Any] = {"code": error.code, "status": error.name}
+        data = getattr(error, "data", None) or {}
+        errors = data.get("errors", data.get("messages"))
+        if errors is not None:
+            payload["errors"] = _flatten(errors)
+        if "message" in data:
+            payload["message"] = data["message"]
+        elif "errors" in payload and error.code in (400, 422):
+            payload["message"] = _describe(payload["errors"])
+        elif error.description and error.code != 500:
+            payload["message"] = error.description
+        else:
+            payload["message"] = error.name
+        headers.update(data.get("headers") or {})
+        if error.code == 401:
+            headers.setdefault("WWW-Authenticate", 'Bearer realm="safetravel"')
+        if error.code == 405 and hasattr(error, "valid_methods") and error.valid_methods:
+            headers.setdefault("Allow", ", ".join(error.valid_methods))
+        return payload, error.code, headers

@@ -1,0 +1,9 @@
+"""Every model, imported in one place so that Alembic and the tests see the whole schema."""
+
+from backend.councils.models import CouncilArea
+from backend.extensions import Base
+from backend.outbox.models import OutboxTask
+from backend.reports.models import Report, ReportStatusChange
+from backend.users.models import User
+
+__all__ = ["Base", "CouncilArea", "OutboxTask", "Report", "ReportStatusChange", "User"]

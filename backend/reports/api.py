@@ -1,0 +1,163 @@
+"""Reports over HTTP (PRODUCT.md, "Reports"). Views parse, authorise and call the service."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import jsonify, request
+from flask.views import MethodView
+from flask_smorest import abort
+from marshmallow import ValidationError
+
+from backend.auth import ANY_SIGNED_IN, COUNCIL, STAFF, current_principal, requires
+from backend.http import Blueprint, parse_strict_json
+from backend.reports import service
+from schemas.reports import (
+    BatchInSchema,
+    BatchItemSchema,
+    BatchOutSchema,
+    CouncilReportPageSchema,
+    IdempotencyHeaderSchema,
+    PageArgsSchema,
+    ReportFilterSchema,
+    ReportInSchema,
+    ReportPageSchema,
+    ReportSchema,
+    TriageSchema,
+)
+
+blp = Blueprint("reports", __name__, url_prefix="/api/v1", description="Commuters' reports and their triage")
+
+BATCH_MAX_BODY_BYTES = 4 * 1024 * 1024
+_batch_item_schema = BatchItemSchema()
+_report_schema = ReportSchema()
+
+
+def _raw_body() -> dict[str, Any]:
+    # Already parsed once by the arguments decorator; Flask caches the bytes, so this is cheap.
+    return parse_strict_json(request.get_data(cache=True))
+
+
+def _page_or_422(fetch):
+    try:
+        return fetch()
+    except service.InvalidCursor:
+        abort(422, errors={"cursor": ["is not a cursor this API gave out"]})
+
+
+@blp.route("/reports")
+class Reports(MethodView):
+    @requires(*ANY_SIGNED_IN)
+    @blp.arguments(IdempotencyHeaderSchema, location="headers", as_kwargs=True)
+    @blp.arguments(ReportInSchema)
+    @blp.response(201, ReportSchema)
+    @blp.alt_response(409, description="The Idempotency-Key was already used for a different report")
+    def post(self, data: dict[str, Any], idempotency_key: uuid.UUID | None = None):
+        """Create a report
+
+        Send an `Idempotency-Key` (a client UUID): a replay by the same user returns the first
+        response (header `Idempotent-Replayed: true`) and creates nothing; the same key with a
+        different body answers 409.
+        """
+        try:
+            created = service.create_report(current_principal(), data, _raw_body(), idempotency_key)
+        except service.IdempotencyConflict:
+            abort(409, message="This Idempotency-Key was already used for a different report.",
+                  errors={"Idempotency-Key": ["was already used for a different report"]})
+        headers = {"Location": f"/api/v1/reports/{created.report.id}"}
+        if created.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return created.report, 201, headers
+
+    @requires(*STAFF, COUNCIL)
+    @blp.arguments(ReportFilterSchema, location="query", as_kwargs=True)
+    @blp.response(200, ReportPageSchema)
+    def get(self, limit: int, cursor: str | None = None, **filters: Any):
+        """List reports (staff; a council officer sees its own area, without free text)
+
+        Newest first. Filters: `bbox`, `category`, `status`, `mode` (each repeatable), `from`, `to`
+        (on `occurred_at`). Follow `next_cursor` for the next page.
+        """
+        principal = current_principal()
+        council = principal.council if principal.is_council else None
+        items, next_cursor = _page_or_422(
+            lambda: service.list_reports(limit=limit, cursor=cursor, council=council, **filters)
+        )
+        page = {"items": items, "next_cursor": next_cursor}
+        if principal.is_council:
+            # The council view drops free text: dumped here, so the staff schema is not applied.
+            return jsonify(CouncilReportPageSchema().dump(page))
+        return page
+
+
+@blp.route("/reports/batch")
+class ReportBatch(MethodView):
+    max_body_bytes = BATCH_MAX_BODY_BYTES
+
+    @requires(*ANY_SIGNED_IN)
+    @blp.arguments(BatchInSchema)
+    @blp.response(200, BatchOutSchema)
+    def post(self, data: dict[str, Any]):
+        """Create up to 100 reports queued offline
+
+        Each item is a report plus its `client_id` (a UUID serving as its idempotency key). The
+        answer has one result per item, in order: 201 with the report (also for a replay), 409 if
+        the `client_id` was used for a different report, 422 with the item's errors. One bad item
+        does not sink the others.
+        """
+        items = []
+        for index, raw in enumerate(data["reports"]):
+            try:
+                loaded = _batch_item_schema.load(raw)
+            except ValidationError as err:
+                # Echo the client's id back even when it is malformed, so the app can match results.
+                client_id = raw.get("client_id") if isinstance(raw.get("client_id"), str) else None
+                items.append(service.BatchItem(index, client_id, None, raw, errors=err.messages))
+                continue
+            client_id = loaded.pop("client_id")
+            body = {k: val for k, val in raw.items() if k != "client_id"}
+            items.append(service.BatchItem(index, client_id, loaded, body))
+        outcomes = service.create_batch(current_principal(), items)
+        return {"results": [
+            {"index": o.index, "client_id": str(o.client_id) if o.client_id else None, "status": o.status,
+             "report": o.report, "errors": o.errors}
+            for o in outcomes
+        ]}
+
+
+@blp.route("/reports/<uuid:report_id>")
+class ReportById(MethodView):
+    @requires(*ANY_SIGNED_IN)
+    @blp.response(200, ReportSchema)
+    @blp.alt_response(404, description="No such report, or not yours")
+    def get(self, report_id: uuid.UUID):
+        """One report (its author, staff)"""
+        report = service.report_visible_to(current_principal(), report_id)
+        if report is None:
+            abort(404, message="No such report.")
+        return report
+
+    @requires(*STAFF)
+    @blp.arguments(TriageSchema)
+    @blp.response(200, ReportSchema)
+    @blp.alt_response(404, description="No such report")
+    def patch(self, data: dict[str, Any], report_id: uuid.UUID):
+        """Triage a report (staff): set its `status`, with an optional `note`"""
+        report = service.triage(report_id, data["status"], data.get("note"), current_principal())
+        if report is None:
+            abort(404, message="No such report.")
+        return report
+
+
+@blp.route("/me/reports")
+class MyReports(MethodView):
+    @requires(*ANY_SIGNED_IN)
+    @blp.arguments(PageArgsSchema, location="query", as_kwargs=True)
+    @blp.response(200, ReportPageSchema)
+    def get(self, limit: int, cursor: str | None = None):
+        """The caller's own reports, newest first"""
+        items, next_cursor = _page_or_422(
+            lambda: service.list_own_reports(current_principal(), limit=limit, cursor=cursor)
+        )
+        return {"items": items, "next_cursor": next_cursor}

@@ -1,0 +1,16 @@
+"""gunicorn settings for the API, shared by `make run` and the Docker image (override by environment)."""
+
+import os
+
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+# Two CPU-bound processes per core would thrash on small machines; threads cover the I/O waits.
+workers = int(os.environ.get("WEB_CONCURRENCY", max(2, (os.cpu_count() or 1))))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", None)
+errorlog = "-"
+# Create the app once, then fork: workers share its read-only memory.
+preload_app = False

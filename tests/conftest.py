@@ -1,0 +1,200 @@
+"""Real PostgreSQL + PostGIS and Redis for every test.
+
+- The test database (TEST_DATABASE_URL, set by deploy/local/with-stack) is created if missing and
+  migrated with Alembic once per run.
+- Each test runs inside a transaction that is rolled back afterwards; the code under test commits
+  to SAVEPOINTs (SQLAlchemy's ``join_transaction_mode="create_savepoint"``). Tests that need real
+  commits (concurrency, separate processes) ask for ``real_commits``, which truncates afterwards.
+- Redis is the local server's test database (TEST_REDIS_URL), flushed before each test.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from backend import create_app
+from backend.config import Settings
+from backend.councils.service import load_council_areas
+from backend.extensions import db, redis_conn
+from backend.migrate import upgrade
+from tests.factories import Caller
+
+ROOT = Path(__file__).resolve().parent.parent
+APP_TABLES = ("report_status_changes", "reports", "users", "outbox")
+
+
+def _require(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        pytest.exit(f"{name} is not set: run the tests with `make test` (it starts the local stack)", returncode=2)
+    return value
+
+
+def ensure_database(url: str) -> None:
+    """Create the database (with PostGIS) if it does not exist yet."""
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database})
+        if not exists:
+            conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    admin.dispose()
+    engine = create_engine(target, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings.from_env({
+        "APP_ENV": "test",
+        "DATABASE_URL": _require("TEST_DATABASE_URL"),
+        "REDIS_URL": _require("TEST_REDIS_URL"),
+        "FIREBASE_PROJECT_ID": "demo-safetravel",
+        "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099",
+    })
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings):
+    ensure_database(settings.database_url)
+    upgrade(settings.database_url)
+    app = create_app(settings)
+    with app.app_context():
+        with db.engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {', '.join(APP_TABLES)} RESTART IDENTITY CASCADE"))
+        load_council_areas(ROOT / "data" / "london_boroughs.geojson")
+        db.session.remove()
+    return app
+
+
+@pytest.fixture(autouse=True)
+def _isolated_database(request, app):
+    """Roll back everything a test wrote, unless it asked for real commits.
+
+    No app context is held across the test: each request of the test client gets its own, as in
+    production (a shared one would share ``g`` between requests)."""
+    if "real_commits" in request.fixturenames:
+        yield
+        return
+    connection = db.engine.connect()
+    transaction = connection.begin()
+    db.session.remove()
+    db.session.configure(bind=connection, join_transaction_mode="create_savepoint")
+    try:
+        yield
+    finally:
+        db.session.remove()
+        db.session.configure(bind=db.engine, join_transaction_mode="conditional_savepoint")
+        transaction.rollback()
+        connection.close()
+
+
+@pytest.fixture
+def real_commits(app):
+    """The code under test commits for real (threads, other processes); tables are emptied after."""
+    yield
+    db.session.remove()
+    with db.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(APP_TABLES)} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(autouse=True)
+def redis_client(settings: Settings, app) -> Redis:
+    client = Redis.from_url(settings.redis_url)
+    client.flushdb()
+    redis_conn.configure(settings)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def commuter() -> Caller:
+    return Caller("commuter-alice")
+
+
+@pytest.fixture
+def other_commuter() -> Caller:
+    return Caller("commuter-bob")
+
+
+@pytest.fixture
+def staff() -> Caller:
+    return Caller("staff-sam", role="safety_team")
+
+
+@pytest.fixture
+def admin() -> Caller:
+    return Caller("admin-ada", role="admin")
+
+
+@pytest.fixture
+def southwark() -> Caller:
+    return Caller("council-southwark", role="council", council="E09000028")
+
+
+@pytest.fixture
+def camden() -> Caller:
+    return Caller("council-camden", role="council", council="E09000007")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class DisposableRedis:
+    """A redis-server of the test's own, to stop and start without disturbing anyone else."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="safetravel-redis-")
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", self.dir],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        client = Redis(port=self.port)
+        for _ in range(100):
+            try:
+                client.ping()
+                return
+            except Exception:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def disposable_redis(settings: Settings):
+    server = DisposableRedis()
+    server.start()
+    yield server
+    server.stop()
+    redis_conn.configure(settings)

@@ -1,0 +1,23 @@
+"""The worker side's Flask app: one per process, its context pushed for the process's lifetime."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from backend import create_app
+from backend.extensions import db
+
+_app: Flask | None = None
+
+
+def worker_app() -> Flask:
+    global _app
+    if _app is None:
+        _app = create_app()
+        _app.app_context().push()
+    return _app
+
+
+def end_of_job() -> None:
+    """Return the job's connection to the pool and forget its objects."""
+    db.session.remove()

@@ -1,0 +1,18 @@
+"""Periodic work, on RQ's own cron scheduler (``python -m worker.scheduler``)."""
+
+from __future__ import annotations
+
+from rq.cron import CronScheduler
+
+from worker import jobs, queues
+
+# (job, queue, interval in seconds)
+PERIODIC = (
+    (jobs.sweep_outbox, queues.MAINTENANCE, 10),
+    (jobs.purge_outbox, queues.MAINTENANCE, 3600),
+)
+
+
+def register_all(scheduler: CronScheduler) -> None:
+    for func, queue, interval_s in PERIODIC:
+        scheduler.register(func, queue, interval=interval_s, job_timeout=300)
