@@ -23,6 +23,7 @@ RETRY_AFTER_S = "5"
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     app = Flask(__name__)
+    app.json.sort_keys = False  # answer fields in the schema's order, as documented
     app.config.update(
         SETTINGS=settings,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,

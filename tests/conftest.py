@@ -15,6 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -193,8 +194,10 @@ class DisposableRedis:
 
 @pytest.fixture
 def disposable_redis(settings: Settings):
+    """A Redis of the test's own, which the app uses for the length of the test."""
     server = DisposableRedis()
     server.start()
+    redis_conn.configure(replace(settings, redis_url=server.url))
     yield server
     server.stop()
     redis_conn.configure(settings)
