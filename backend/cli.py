@@ -66,12 +66,16 @@ def outbox() -> None:
     """The follow-up work outbox."""
 
 
-@outbox.command("sweep")
-def outbox_sweep() -> None:
-    """Enqueue pending follow-up work now (the scheduler does this every few seconds)."""
-    from backend.outbox.service import sweep
+@outbox.command("relay")
+def outbox_relay() -> None:
+    """Enqueue every pending follow-up task now (workers do this continuously)."""
+    from backend.outbox.service import relay, sweep
 
-    click.echo(f"enqueued {sweep(grace_s=0)} task(s)")
+    released = sweep(stale_after_s=0)
+    total = 0
+    while count := relay():
+        total += count
+    click.echo(f"released {released} lost task(s); enqueued {total} task(s)")
 
 
 @click.command("dev-token")

@@ -11,11 +11,13 @@ from typing import Any
 
 import flask_smorest
 import marshmallow as ma
+from flask import request
 from webargs import core
 from webargs.flaskparser import FlaskParser, abort
 from werkzeug.exceptions import HTTPException
 
 JSON_MIMETYPE = "application/json"
+RAW_JSON_KEY = "safetravel.raw_json"
 
 
 def _reject_constant(name: str) -> Any:
@@ -76,7 +78,14 @@ class StrictParser(FlaskParser):
                 message=f"Send the body as {JSON_MIMETYPE} (got {req.mimetype or 'no Content-Type'}).",
                 errors={"Content-Type": [f"must be {JSON_MIMETYPE}"]},
             )
-        return parse_strict_json(req.get_data(cache=True))
+        # Kept for views that need the body as sent (idempotency fingerprints), parsed once.
+        req.environ[RAW_JSON_KEY] = parse_strict_json(req.get_data(cache=True))
+        return req.environ[RAW_JSON_KEY]
+
+
+def raw_json() -> Any:
+    """The request body as the client sent it (before schema loading), as parsed by the parser."""
+    return request.environ[RAW_JSON_KEY]
 
 
 class Blueprint(flask_smorest.Blueprint):

@@ -14,3 +14,5 @@ accesslog = os.environ.get("GUNICORN_ACCESS_LOG", None)
 errorlog = "-"
 # Create the app once, then fork: workers share its read-only memory.
 preload_app = False
+# The control socket (gunicorn 24+) is not used; it needs a writable home directory.
+control_socket_disable = True

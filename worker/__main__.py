@@ -1,4 +1,5 @@
-"""``python -m worker [--burst] [queue ...]``: an RQ worker serving SafeTravel's queues."""
+"""``python -m worker [--burst] [queue ...]``: an RQ worker serving SafeTravel's queues, with the
+outbox relay (worker/relay.py) running beside it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from rq import SimpleWorker
 
 from worker import queues
 from worker.app import end_of_job, worker_app
+from worker.relay import start_relay
 
 log = logging.getLogger("worker")
 
@@ -35,6 +37,8 @@ def main(argv: list[str] | None = None) -> None:
     # RQ blocks on Redis for minutes at a time: this connection has no short socket timeout.
     connection = Redis.from_url(settings.redis_url, health_check_interval=30)
     worker = SafeTravelWorker(args.queues, connection=connection)
+    if not args.burst:
+        start_relay(settings.database_url)
     log.info("worker serving %s", ", ".join(args.queues))
     worker.work(burst=args.burst, with_scheduler=True)
 

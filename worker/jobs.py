@@ -12,7 +12,7 @@ def run_outbox_task(task_id: int) -> str:
 
 
 def sweep_outbox() -> int:
-    """Enqueue outbox tasks that never reached RQ (Redis was down) or were lost from it."""
+    """Release outbox tasks that RQ lost (a Redis restart, a job failed for good) for the relay."""
     return outbox.sweep()
 
 

@@ -1,40 +1,48 @@
-"""Record follow-up work with the data, hand it to RQ, run it exactly once.
+"""Record follow-up work with the data, relay it to RQ, run it exactly once.
 
-The life of a task:
-1. ``add()`` inserts it in the caller's transaction (the report and its follow-ups commit together);
-2. after the commit, ``dispatch()`` enqueues an RQ job ``outbox-<id>``; if Redis is down it logs and
-   returns, and the task waits in PostgreSQL;
-3. ``sweep()``, scheduled every few seconds, enqueues tasks that are pending and not in RQ (never
-   dispatched, lost with a Redis restart, or failed for good before a fix);
-4. ``run()`` (in the worker) locks the row, skips it if done, runs the handler and marks it done in
-   the same transaction: a job delivered twice has its effects once.
+The life of a task (a transactional outbox with a relay):
+1. ``add()`` (or a producer's own SQL) inserts it in the producer's transaction and sends
+   ``NOTIFY outbox``, so the data and its follow-up work commit together: nothing is lost, and the
+   web request never talks to Redis;
+2. the relay (a thread of every worker, ``worker/relay.py``) wakes on the notification, claims
+   unclaimed tasks (``FOR UPDATE SKIP LOCKED``: several relays never claim one task twice),
+   enqueues RQ jobs ``outbox-<id>`` in one pipeline and marks them claimed; if Redis is down it
+   rolls back and tries again later: the tasks wait in PostgreSQL;
+3. ``sweep()``, scheduled every few seconds, releases tasks that were claimed long ago but are
+   neither done nor held by RQ (lost with a Redis restart, or failed for good before a fix), so
+   that the relay enqueues them again;
+4. ``run()`` (in the worker) locks the task, skips it if done, runs its handler and marks it done
+   in the same transaction: a job delivered twice has its effects once.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from redis.exceptions import RedisError
 from rq import Queue, Retry
 from rq.job import Job, JobStatus
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 
 from backend.extensions import db, redis_conn
 from backend.outbox.models import OutboxTask
 
 log = logging.getLogger(__name__)
 
+CHANNEL = "outbox"
 RUN_TASK = "worker.jobs.run_outbox_task"
 JOB_TIMEOUT_S = 600
-# RQ retries a failing job this often before the sweep takes over (a task is tried at most
-# MAX_ATTEMPTS times in all, then left for an operator: see docs/operations.md).
+# RQ retries a failing job this often before the sweep takes over; a task is tried at most
+# MAX_ATTEMPTS times in all, then left for an operator (docs/operations.md).
 RQ_RETRY = Retry(max=3, interval=[2, 10, 60])
 MAX_ATTEMPTS = 10
-SWEEP_GRACE_S = 5
+RELAY_BATCH = 500
+# A claimed task not done after this long, and not in RQ, is released for the relay again.
+STALE_CLAIM_S = 60
 LIVE_JOB_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
+NOTIFY_SQL = text(f"SELECT pg_notify('{CHANNEL}', '')")
 
 
 def job_id(task_id: int) -> str:
@@ -42,34 +50,22 @@ def job_id(task_id: int) -> str:
 
 
 def add(task: str, queue: str, payload: dict[str, Any]) -> OutboxTask:
-    """Record a task in the current transaction; dispatch it after the commit."""
+    """Record a task in the current transaction; the relay enqueues it once that commits."""
     row = OutboxTask(task=task, queue=queue, payload=payload)
     db.session.add(row)
+    db.session.execute(NOTIFY_SQL)
     return row
 
 
-def dispatch(tasks: Iterable[OutboxTask]) -> bool:
-    """Enqueue committed tasks on RQ in one round trip. False (and nothing lost) when Redis is down."""
-    tasks = list(tasks)
-    if not tasks:
-        return True
-    try:
-        _enqueue(tasks)
-    except RedisError as exc:
-        log.warning("Redis unavailable; %d task(s) wait in the outbox for the sweep: %s", len(tasks), exc)
-        return False
-    return True
-
-
-def _enqueue(tasks: list[OutboxTask]) -> None:
+def enqueue(tasks: Sequence[Any]) -> None:
+    """Enqueue tasks (anything with ``id``, ``task``, ``queue``, ``payload``) in one Redis round trip."""
     connection = redis_conn.client
-    by_queue: dict[str, list[OutboxTask]] = {}
+    by_queue: dict[str, list[Any]] = {}
     for task in tasks:
         by_queue.setdefault(task.queue, []).append(task)
     with connection.pipeline() as pipe:
         for queue_name, queue_tasks in by_queue.items():
-            queue = Queue(queue_name, connection=connection)
-            queue.enqueue_many(
+            Queue(queue_name, connection=connection).enqueue_many(
                 [
                     Queue.prepare_data(
                         RUN_TASK,
@@ -86,27 +82,53 @@ def _enqueue(tasks: list[OutboxTask]) -> None:
         pipe.execute()
 
 
-def sweep(grace_s: float = SWEEP_GRACE_S, limit: int = 5000) -> int:
-    """Enqueue pending tasks that RQ does not hold; returns how many were enqueued."""
-    cutoff = datetime.now(timezone.utc) - timedelta(seconds=grace_s)
-    pending = db.session.scalars(
-        select(OutboxTask)
-        .where(OutboxTask.done_at.is_(None), OutboxTask.created_at < cutoff, OutboxTask.attempts < MAX_ATTEMPTS)
+_CLAIM = text("""
+    UPDATE outbox SET enqueued_at = clock_timestamp()
+    WHERE id IN (
+        SELECT id FROM outbox
+        WHERE done_at IS NULL AND enqueued_at IS NULL AND attempts < :max_attempts
+        ORDER BY id LIMIT :limit
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING id, task, queue, payload
+""")
+
+
+def relay(limit: int = RELAY_BATCH) -> int:
+    """Claim unclaimed tasks and enqueue them; returns how many. Raises RedisError (and claims
+    nothing) when Redis is down."""
+    claimed = db.session.execute(_CLAIM, {"limit": limit, "max_attempts": MAX_ATTEMPTS}).all()
+    if not claimed:
+        db.session.rollback()
+        return 0
+    try:
+        enqueue(claimed)
+    except Exception:
+        db.session.rollback()
+        raise
+    db.session.commit()
+    return len(claimed)
+
+
+def sweep(stale_after_s: float = STALE_CLAIM_S, limit: int = 5000) -> int:
+    """Release claimed tasks that RQ no longer holds, for the relay to enqueue again."""
+    cutoff = datetime.now(timezone.utc) - timedelta(seconds=stale_after_s)
+    claimed = db.session.execute(
+        select(OutboxTask.id)
+        .where(OutboxTask.done_at.is_(None), OutboxTask.enqueued_at < cutoff, OutboxTask.attempts < MAX_ATTEMPTS)
         .order_by(OutboxTask.id)
         .limit(limit)
-    ).all()
-    if not pending:
+    ).scalars().all()
+    if not claimed:
+        db.session.rollback()
         return 0
-    jobs = Job.fetch_many([job_id(t.id) for t in pending], connection=redis_conn.client)
-    lost = [task for task, job in zip(pending, jobs) if job is None or job.get_status(refresh=False) not in LIVE_JOB_STATUSES]
+    jobs = Job.fetch_many([job_id(i) for i in claimed], connection=redis_conn.client)
+    lost = [i for i, job in zip(claimed, jobs) if job is None or job.get_status(refresh=False) not in LIVE_JOB_STATUSES]
     if lost:
-        _enqueue(lost)
-        db.session.execute(
-            update(OutboxTask).where(OutboxTask.id.in_([t.id for t in lost])).values(enqueued_at=datetime.now(timezone.utc))
-        )
+        db.session.execute(update(OutboxTask).where(OutboxTask.id.in_(lost)).values(enqueued_at=None))
+        db.session.execute(NOTIFY_SQL)
+        log.info("outbox sweep released %d task(s) lost from RQ", len(lost))
     db.session.commit()
-    if lost:
-        log.info("outbox sweep enqueued %d task(s)", len(lost))
     return len(lost)
 
 
@@ -119,9 +141,8 @@ def run(task_id: int, handlers: dict[str, Callable[..., Any]]) -> str:
     if task.done_at is not None:
         db.session.rollback()
         return "already done"
-    handler = handlers[task.task]
     try:
-        handler(**task.payload)
+        handlers[task.task](**task.payload)
     except Exception as exc:
         db.session.rollback()
         db.session.execute(

@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import jsonify, request
+from flask import jsonify
 from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import ValidationError
 
 from backend.auth import ANY_SIGNED_IN, COUNCIL, STAFF, current_principal, requires
-from backend.http import Blueprint, parse_strict_json
+from backend.http import Blueprint, raw_json
 from backend.reports import service
 from schemas.reports import (
     BatchInSchema,
@@ -34,11 +34,6 @@ _batch_item_schema = BatchItemSchema()
 _report_schema = ReportSchema()
 
 
-def _raw_body() -> dict[str, Any]:
-    # Already parsed once by the arguments decorator; Flask caches the bytes, so this is cheap.
-    return parse_strict_json(request.get_data(cache=True))
-
-
 def _page_or_422(fetch):
     try:
         return fetch()
@@ -49,8 +44,8 @@ def _page_or_422(fetch):
 @blp.route("/reports")
 class Reports(MethodView):
     @requires(*ANY_SIGNED_IN)
-    @blp.arguments(IdempotencyHeaderSchema, location="headers", as_kwargs=True)
-    @blp.arguments(ReportInSchema)
+    @blp.arguments(IdempotencyHeaderSchema(), location="headers", as_kwargs=True)
+    @blp.arguments(ReportInSchema())
     @blp.response(201, ReportSchema)
     @blp.alt_response(409, description="The Idempotency-Key was already used for a different report")
     def post(self, data: dict[str, Any], idempotency_key: uuid.UUID | None = None):
@@ -61,7 +56,9 @@ class Reports(MethodView):
         different body answers 409.
         """
         try:
-            created = service.create_report(current_principal(), data, _raw_body(), idempotency_key)
+            created = service.create_report(
+                current_principal().uid, data, service.request_fingerprint(raw_json()), idempotency_key
+            )
         except service.IdempotencyConflict:
             abort(409, message="This Idempotency-Key was already used for a different report.",
                   errors={"Idempotency-Key": ["was already used for a different report"]})
@@ -71,7 +68,7 @@ class Reports(MethodView):
         return created.report, 201, headers
 
     @requires(*STAFF, COUNCIL)
-    @blp.arguments(ReportFilterSchema, location="query", as_kwargs=True)
+    @blp.arguments(ReportFilterSchema(), location="query", as_kwargs=True)
     @blp.response(200, ReportPageSchema)
     def get(self, limit: int, cursor: str | None = None, **filters: Any):
         """List reports (staff; a council officer sees its own area, without free text)
@@ -96,7 +93,7 @@ class ReportBatch(MethodView):
     max_body_bytes = BATCH_MAX_BODY_BYTES
 
     @requires(*ANY_SIGNED_IN)
-    @blp.arguments(BatchInSchema)
+    @blp.arguments(BatchInSchema())
     @blp.response(200, BatchOutSchema)
     def post(self, data: dict[str, Any]):
         """Create up to 100 reports queued offline
@@ -113,12 +110,12 @@ class ReportBatch(MethodView):
             except ValidationError as err:
                 # Echo the client's id back even when it is malformed, so the app can match results.
                 client_id = raw.get("client_id") if isinstance(raw.get("client_id"), str) else None
-                items.append(service.BatchItem(index, client_id, None, raw, errors=err.messages))
+                items.append(service.BatchItem(index, client_id, None, None, errors=err.messages))
                 continue
             client_id = loaded.pop("client_id")
-            body = {k: val for k, val in raw.items() if k != "client_id"}
-            items.append(service.BatchItem(index, client_id, loaded, body))
-        outcomes = service.create_batch(current_principal(), items)
+            fingerprint = service.request_fingerprint({k: val for k, val in raw.items() if k != "client_id"})
+            items.append(service.BatchItem(index, client_id, loaded, fingerprint))
+        outcomes = service.create_batch(current_principal().uid, items)
         return {"results": [
             {"index": o.index, "client_id": str(o.client_id) if o.client_id else None, "status": o.status,
              "report": o.report, "errors": o.errors}
@@ -139,7 +136,7 @@ class ReportById(MethodView):
         return report
 
     @requires(*STAFF)
-    @blp.arguments(TriageSchema)
+    @blp.arguments(TriageSchema())
     @blp.response(200, ReportSchema)
     @blp.alt_response(404, description="No such report")
     def patch(self, data: dict[str, Any], report_id: uuid.UUID):
@@ -153,7 +150,7 @@ class ReportById(MethodView):
 @blp.route("/me/reports")
 class MyReports(MethodView):
     @requires(*ANY_SIGNED_IN)
-    @blp.arguments(PageArgsSchema, location="query", as_kwargs=True)
+    @blp.arguments(PageArgsSchema(), location="query", as_kwargs=True)
     @blp.response(200, ReportPageSchema)
     def get(self, limit: int, cursor: str | None = None):
         """The caller's own reports, newest first"""

@@ -16,19 +16,16 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from geoalchemy2.shape import from_shape
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import and_, func, or_, select, text, update
 
 from backend.auth import Principal
 from backend.councils.models import CouncilArea
 from backend.extensions import db
-from backend.outbox import service as outbox
 from backend.reports.models import Report, ReportStatusChange
 from backend.reports.vocabulary import CLUSTER_CATEGORIES
-from backend.users.service import find_user_id, user_id_for
+from backend.users.service import find_user_id
 
-# Follow-up work for each new report (worker/tasks.py maps these names to services).
+# Follow-up work for each new report, as (task, queue); worker/tasks.py maps names to services.
 HEATMAP_TASK = ("heatmap.apply_report", "heatmap")
 CLUSTER_TASK = ("alerts.check_cluster", "alerts")
 
@@ -43,7 +40,7 @@ class InvalidCursor(ValueError):
 
 @dataclass(frozen=True)
 class Created:
-    report: Report
+    report: Any  # a row with the report's columns
     replayed: bool
 
 
@@ -52,103 +49,117 @@ def request_fingerprint(body: dict[str, Any]) -> bytes:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).digest()
 
 
-def _columns(data: dict[str, Any]) -> dict[str, Any]:
+# One round trip stores a report: find or create the author's identity link, insert the report
+# unless its idempotency key was used, record its follow-up tasks, and wake the outbox relay.
+# ``author_id`` comes back NULL only when a brand-new user's first reports race; then we retry.
+_CREATE_SQL = text("""
+    WITH found AS (
+        SELECT id FROM users WHERE firebase_uid = :uid
+    ), created_user AS (
+        INSERT INTO users (firebase_uid) SELECT :uid WHERE NOT EXISTS (SELECT FROM found)
+        ON CONFLICT (firebase_uid) DO NOTHING
+        RETURNING id
+    ), author AS (
+        SELECT id FROM found UNION ALL SELECT id FROM created_user
+    ), report AS (
+        INSERT INTO reports (author_id, category, subcategory, occurred_at, location, accuracy_m, route, mode, line,
+                             station, factors, description, idempotency_key, request_hash)
+        SELECT author.id, :category, :subcategory, :occurred_at, ST_GeomFromWKB(:location, 4326), :accuracy_m,
+               ST_GeomFromWKB(:route, 4326), :mode, :line, :station, :factors, :description, :idempotency_key,
+               :request_hash
+        FROM author
+        ON CONFLICT ON CONSTRAINT uq_reports_author_idempotency_key DO NOTHING
+        RETURNING *
+    ), tasks AS (
+        INSERT INTO outbox (task, queue, payload)
+        SELECT t.task, t.queue, jsonb_build_object('report_id', report.id)
+        FROM report, (VALUES (:heatmap_task, :heatmap_queue, true), (:cluster_task, :cluster_queue, :cluster)) AS t (task, queue, wanted)
+        WHERE t.wanted
+    )
+    SELECT (SELECT id FROM author) AS author_id_checked, report.*, pg_notify('outbox', '') AS notified
+    FROM (SELECT) AS one LEFT JOIN report ON true
+""").columns(*Report.__table__.columns, author_id_checked=Report.author_id.type)
+
+
+def _insert(uid: str, data: dict[str, Any], key: uuid.UUID | None, fingerprint: bytes) -> Created:
     transport = data.get("transport") or {}
-    return {
+    params = {
+        "uid": uid,
         "category": data["category"],
         "subcategory": data.get("subcategory"),
         "occurred_at": data["occurred_at"],
-        "location": from_shape(data["location"], srid=4326),
+        "location": data["location"].wkb,
         "accuracy_m": data.get("accuracy_m"),
-        "route": from_shape(data["route"], srid=4326) if data.get("route") is not None else None,
+        "route": data["route"].wkb if data.get("route") is not None else None,
         "mode": transport.get("mode"),
         "line": transport.get("line") or None,
         "station": transport.get("station") or None,
         "factors": data.get("factors") or [],
         "description": data.get("description") or None,
+        "idempotency_key": key,
+        "request_hash": fingerprint,
+        "heatmap_task": HEATMAP_TASK[0], "heatmap_queue": HEATMAP_TASK[1],
+        "cluster_task": CLUSTER_TASK[0], "cluster_queue": CLUSTER_TASK[1],
+        "cluster": data["category"] in CLUSTER_CATEGORIES,
     }
-
-
-def _insert(author_id: uuid.UUID, data: dict[str, Any], key: uuid.UUID | None, fingerprint: bytes) -> Created:
-    statement = (
-        insert(Report)
-        .values(author_id=author_id, idempotency_key=key, request_hash=fingerprint, **_columns(data))
-        .on_conflict_do_nothing(constraint="uq_reports_author_idempotency_key")
-        .returning(Report)
-    )
-    report = db.session.scalar(select(Report).from_statement(statement))
-    if report is not None:
-        return Created(report, replayed=False)
-    existing = db.session.scalar(
-        select(Report).where(Report.author_id == author_id, Report.idempotency_key == key)
-    )
+    for _ in range(2):
+        row = db.session.execute(_CREATE_SQL, params).one()
+        if row.author_id_checked is not None:
+            break
+    if row.id is not None:
+        return Created(row, replayed=False)
+    existing = db.session.execute(
+        select(*Report.__table__.columns).where(
+            Report.author_id == row.author_id_checked, Report.idempotency_key == key
+        )
+    ).one()
     if existing.request_hash != fingerprint:
         raise IdempotencyConflict(key)
     return Created(existing, replayed=True)
 
 
-def _follow_ups(report: Report) -> list:
-    tasks = [outbox.add(HEATMAP_TASK[0], HEATMAP_TASK[1], {"report_id": str(report.id)})]
-    if report.category in CLUSTER_CATEGORIES:
-        tasks.append(outbox.add(CLUSTER_TASK[0], CLUSTER_TASK[1], {"report_id": str(report.id)}))
-    return tasks
-
-
-def create_report(
-    author: Principal, data: dict[str, Any], raw_body: dict[str, Any], key: uuid.UUID | None
-) -> Created:
-    """Store a report and its follow-up work in one transaction, then queue the work."""
-    author_id = user_id_for(author.uid)
-    created = _insert(author_id, data, key, request_fingerprint(raw_body))
-    tasks = [] if created.replayed else _follow_ups(created.report)
+def create_report(uid: str, data: dict[str, Any], fingerprint: bytes, key: uuid.UUID | None) -> Created:
+    """Store a report with its follow-up work (one statement, one commit)."""
+    created = _insert(uid, data, key, fingerprint)
     db.session.commit()
-    outbox.dispatch(tasks)
     return created
 
 
 @dataclass(frozen=True)
 class BatchItem:
     index: int
-    client_id: uuid.UUID | None
+    client_id: uuid.UUID | str | None
     data: dict[str, Any] | None
-    raw: dict[str, Any]
+    fingerprint: bytes | None
     errors: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class BatchOutcome:
     index: int
-    client_id: uuid.UUID | None
+    client_id: uuid.UUID | str | None
     status: int
-    report: Report | None = None
+    report: Any = None
     errors: dict[str, Any] | None = None
 
 
-def create_batch(author: Principal, items: list[BatchItem]) -> list[BatchOutcome]:
+def create_batch(uid: str, items: list[BatchItem]) -> list[BatchOutcome]:
     """Store each valid item (its ``client_id`` its idempotency key); one bad item sinks no other.
-
-    One transaction for the batch, a savepoint per item, one dispatch at the end."""
-    author_id = user_id_for(author.uid)
+    One transaction for the whole batch."""
     outcomes: list[BatchOutcome] = []
-    tasks = []
     for item in items:
         if item.errors is not None:
             outcomes.append(BatchOutcome(item.index, item.client_id, 422, errors=item.errors))
             continue
         try:
-            with db.session.begin_nested():
-                created = _insert(author_id, item.data, item.client_id, request_fingerprint(item.raw))
-                if not created.replayed:
-                    tasks.extend(_follow_ups(created.report))
+            created = _insert(uid, item.data, item.client_id, item.fingerprint)
         except IdempotencyConflict:
             outcomes.append(BatchOutcome(
-                item.index, item.client_id, 409,
-                errors={"client_id": ["was already used for a different report"]},
+                item.index, item.client_id, 409, errors={"client_id": ["was already used for a different report"]},
             ))
             continue
         outcomes.append(BatchOutcome(item.index, item.client_id, 201, report=created.report))
     db.session.commit()
-    outbox.dispatch(tasks)
     return outcomes
 
 

@@ -8,6 +8,7 @@ import uuid
 from sqlalchemy import func, select, text
 
 from backend.extensions import db
+from backend.outbox import service as outbox
 from backend.outbox.models import OutboxTask
 from backend.reports.models import Report
 from tests.factories import new_key, report_body, route_body
@@ -131,14 +132,15 @@ def test_concurrent_replays_create_exactly_one_report(app, real_commits, commute
         db.session.remove()
 
 
-def test_new_report_records_its_follow_up_work(client, commuter, redis_client):
+def test_new_report_records_its_follow_up_work_for_the_relay(client, commuter, redis_client):
     response = client.post(URL, json=report_body(category="spiking", subcategory="drink"), headers=commuter.headers())
     tasks = db.session.scalars(select(OutboxTask).order_by(OutboxTask.id)).all()
 
-    assert [(t.task, t.queue, t.payload) for t in tasks] == [
-        ("heatmap.apply_report", "heatmap", {"report_id": response.json["id"]}),
-        ("alerts.check_cluster", "alerts", {"report_id": response.json["id"]}),
+    assert [(t.task, t.queue, t.payload, t.enqueued_at) for t in tasks] == [
+        ("heatmap.apply_report", "heatmap", {"report_id": response.json["id"]}, None),
+        ("alerts.check_cluster", "alerts", {"report_id": response.json["id"]}, None),
     ]
+    assert outbox.relay() == 2
     assert redis_client.lrange("rq:queue:heatmap", 0, -1) == [f"outbox-{tasks[0].id}".encode()]
     assert redis_client.lrange("rq:queue:alerts", 0, -1) == [f"outbox-{tasks[1].id}".encode()]
 

@@ -1,11 +1,15 @@
-"""Follow-up work: queued with the report, run exactly once, never lost while Redis is down."""
+"""Follow-up work: recorded with the report, relayed to RQ, run exactly once, never lost while
+Redis is down."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from backend.extensions import db
 from backend.outbox import service as outbox
@@ -13,6 +17,7 @@ from backend.outbox.models import OutboxTask
 from tests.factories import report_body
 from worker import queues
 from worker.__main__ import SafeTravelWorker
+from worker.relay import Relay
 
 URL = "/api/v1/reports"
 
@@ -27,33 +32,47 @@ def tasks() -> list[OutboxTask]:
     return db.session.scalars(select(OutboxTask).order_by(OutboxTask.id)).all()
 
 
-def test_worker_runs_each_follow_up_once(client, commuter, settings):
+def test_relayed_follow_ups_run_once_each(client, commuter, settings):
     client.post(URL, json=report_body(), headers=commuter.headers())
+    assert outbox.relay() == 2
+    assert outbox.relay() == 0  # claimed: never enqueued twice
     run_worker(settings.redis_url)
 
-    done = tasks()
-    assert [(t.task, t.attempts, t.done_at is not None) for t in done] == [
+    assert [(t.task, t.attempts, t.done_at is not None) for t in tasks()] == [
         ("heatmap.apply_report", 1, True),
         ("alerts.check_cluster", 1, True),
     ]
 
 
 def test_redis_down_during_post_still_answers_201_and_work_runs_when_it_returns(
-    client, commuter, disposable_redis, settings
+    client, commuter, disposable_redis
 ):
     disposable_redis.stop()
 
     response = client.post(URL, json=report_body(), headers=commuter.headers())
 
     assert response.status_code == 201
-    assert [t.done_at for t in tasks()] == [None, None]
+    with pytest.raises(RedisError):
+        outbox.relay()
+    assert [(t.enqueued_at, t.done_at) for t in tasks()] == [(None, None), (None, None)]  # waiting, unclaimed
     disposable_redis.start()
-    # The scheduled sweep (worker.jobs.sweep_outbox) finds the tasks Redis never received.
-    assert outbox.sweep(grace_s=0) == 2
-    assert outbox.sweep(grace_s=0) == 0  # already queued: not queued twice
+    assert outbox.relay() == 2
     run_worker(disposable_redis.url)
     assert [(t.attempts, t.done_at is not None) for t in tasks()] == [(1, True), (1, True)]
     assert client.get(f"{URL}/{response.json['id']}", headers=commuter.headers()).status_code == 200
+
+
+def test_tasks_lost_from_redis_are_released_by_the_sweep_and_run_once(client, commuter, disposable_redis):
+    client.post(URL, json=report_body(), headers=commuter.headers())
+    assert outbox.relay() == 2
+    disposable_redis.stop()  # a Redis without persistence restarts empty: the jobs are gone
+    disposable_redis.start()
+
+    assert outbox.sweep(stale_after_s=0) == 2
+    assert outbox.relay() == 2
+    assert outbox.sweep(stale_after_s=0) == 0  # back in RQ: left alone
+    run_worker(disposable_redis.url)
+    assert [(t.attempts, t.done_at is not None) for t in tasks()] == [(1, True), (1, True)]
 
 
 def test_readyz_reports_redis_down(client, disposable_redis):
@@ -88,27 +107,34 @@ def test_a_failing_task_records_the_attempt_and_stays_pending():
     assert (stored.attempts, stored.done_at, stored.last_error) == (1, None, "RuntimeError: database said no")
 
 
-def test_dispatched_job_is_retried_by_rq_before_the_sweep_takes_over(redis_client):
-    task = outbox.add("missing-handler", queues.HEATMAP, {})
+def test_relayed_job_is_retried_by_rq_before_the_sweep_takes_over(redis_client):
+    task = outbox.add("x", queues.HEATMAP, {})
     db.session.commit()
-    outbox.dispatch([task])
+    outbox.relay()
     job = Queue(queues.HEATMAP, connection=redis_client).fetch_job(outbox.job_id(task.id))
     assert job.retries_left == outbox.RQ_RETRY.max
 
 
-def test_sweep_ignores_finished_and_exhausted_tasks():
-    done = outbox.add("x", queues.HEATMAP, {})
-    exhausted = outbox.add("x", queues.HEATMAP, {})
-    db.session.flush()
-    done.done_at = db.session.scalar(select(OutboxTask.created_at).where(OutboxTask.id == done.id))
-    exhausted.attempts = outbox.MAX_ATTEMPTS
-    db.session.commit()
-    assert outbox.sweep(grace_s=0) == 0
-
-
-def test_dispatch_returns_false_and_keeps_the_task_when_redis_is_down(disposable_redis):
-    disposable_redis.stop()
+def test_exhausted_tasks_are_left_for_an_operator():
     task = outbox.add("x", queues.HEATMAP, {})
+    db.session.flush()
+    db.session.execute(update(OutboxTask).where(OutboxTask.id == task.id).values(attempts=outbox.MAX_ATTEMPTS))
     db.session.commit()
-    assert outbox.dispatch([task]) is False
-    assert tasks()[0].done_at is None
+    assert outbox.relay() == 0
+    assert outbox.sweep(stale_after_s=0) == 0
+
+
+def test_relay_thread_wakes_on_commit(app, real_commits, client, commuter, settings, redis_client):
+    relay = Relay(settings.database_url, poll_s=30)  # a long poll: only NOTIFY can wake it in time
+    relay.start()
+    try:
+        time.sleep(0.3)  # listening
+        client.post(URL, json=report_body(), headers=commuter.headers())
+        deadline = time.monotonic() + 5
+        while relay.relayed < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert relay.relayed == 2
+        assert redis_client.llen("rq:queue:heatmap") == 1 and redis_client.llen("rq:queue:alerts") == 1
+    finally:
+        relay.stop()
+        relay.join(timeout=35)
