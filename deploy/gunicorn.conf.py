@@ -5,7 +5,7 @@ import os
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 # Two CPU-bound processes per core would thrash on small machines; threads cover the I/O waits.
 workers = int(os.environ.get("WEB_CONCURRENCY", max(2, (os.cpu_count() or 1))))
-worker_class = "gthread"
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gthread")
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = 30
 graceful_timeout = 20
