@@ -8,13 +8,14 @@ WITH_STACK := deploy/local/with-stack
 CLI := $(WITH_STACK) $(VENV)/bin/safetravel
 DEMO_REPORTS ?= 25000
 
-.PHONY: help demo run test test-fast bench-ingest stack down migrate councils seed venv clean
+.PHONY: help demo run test lint bench-ingest stack down migrate councils seed venv clean
 
 help:
 	@echo "make demo          run the whole platform with London demo data (Ctrl-C stops it)"
 	@echo "make run           the same without demo data (PORT=8000 by default)"
 	@echo "make test          run the test suite against real PostgreSQL + PostGIS and Redis"
 	@echo "make bench-ingest  reports/s through the API next to raw INSERTs"
+	@echo "make lint          ruff over the code"
 	@echo "make down          stop the local PostgreSQL and Redis"
 
 venv: $(STAMP)
@@ -50,6 +51,9 @@ demo: seed
 
 test: venv stack
 	@$(WITH_STACK) $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: venv
+	@$(VENV)/bin/ruff check backend worker schemas tests bench migrations
 
 bench-ingest: venv stack
 	@$(WITH_STACK) $(VENV)/bin/python -m bench.ingest $(BENCH_ARGS)

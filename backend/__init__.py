@@ -6,7 +6,8 @@ import logging
 
 import swagger_ui_bundle
 from flask import Flask, request, send_from_directory
-from sqlalchemy.exc import OperationalError, TimeoutError as PoolTimeoutError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import ServiceUnavailable
 
 from backend import auth

@@ -5,8 +5,19 @@ from datetime import datetime
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
-    ARRAY, BigInteger, CheckConstraint, DateTime, Float, ForeignKey, Identity, Index, String, Text, UniqueConstraint,
-    func, text,
+    ARRAY,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import BYTEA, UUID
 from sqlalchemy.orm import Mapped, mapped_column

@@ -89,7 +89,7 @@ cmd_install() {
 
 # PostgreSQL will not run as root: as root the cluster belongs to the `postgres` system user.
 as_pg_user() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 # Where the cluster lives. Normally .local/pg; when the checkout is not reachable by the `postgres`

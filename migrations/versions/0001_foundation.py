@@ -6,8 +6,8 @@ Create Date: 2026-11-21
 
 Forward only: once landed, a migration is never edited; a change is a new migration.
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from geoalchemy2 import Geometry
 from sqlalchemy.dialects import postgresql
 
