@@ -16,6 +16,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(councils)
     app.cli.add_command(demo)
     app.cli.add_command(outbox)
+    app.cli.add_command(heatmap)
     app.cli.add_command(dev_token)
 
 
@@ -59,6 +60,20 @@ def demo_seed(count: int, seed: int) -> None:
 
     created = seed_reports(count=count, seed=seed)
     click.echo(f"demo reports: {created} new, {count - created} already there")
+
+
+@click.group()
+def heatmap() -> None:
+    """Heatmap aggregates."""
+
+
+@heatmap.command("rebuild")
+def heatmap_rebuild() -> None:
+    """Recompute every heatmap aggregate from the reports (the same result as incremental updates)."""
+    from backend.heatmap.service import rebuild
+
+    stats = rebuild()
+    click.echo(f"heatmap rebuilt in {stats['seconds']:.1f} s ({stats['routes']} routes)")
 
 
 @click.group()

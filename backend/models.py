@@ -2,8 +2,12 @@
 
 from backend.councils.models import CouncilArea
 from backend.extensions import Base
+from backend.heatmap.models import HeatmapCell, HeatmapReporter, HeatmapRetained, HeatmapTotal
 from backend.outbox.models import OutboxTask
 from backend.reports.models import Report, ReportStatusChange
 from backend.users.models import User
 
-__all__ = ["Base", "CouncilArea", "OutboxTask", "Report", "ReportStatusChange", "User"]
+__all__ = [
+    "Base", "CouncilArea", "HeatmapCell", "HeatmapReporter", "HeatmapRetained", "HeatmapTotal", "OutboxTask", "Report",
+    "ReportStatusChange", "User",
+]

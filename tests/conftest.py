@@ -31,7 +31,10 @@ from backend.migrate import upgrade
 from tests.factories import Caller
 
 ROOT = Path(__file__).resolve().parent.parent
-APP_TABLES = ("report_status_changes", "reports", "users", "outbox")
+APP_TABLES = (
+    "report_status_changes", "reports", "users", "outbox", "heatmap_cells", "heatmap_retained", "heatmap_reporters",
+    "heatmap_totals",
+)
 
 
 def _require(name: str) -> str:

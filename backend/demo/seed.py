@@ -139,13 +139,16 @@ def _pick(rng: random.Random, weights: dict[str, float]) -> str:
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 
-def generate_reports(count: int, seed: int = 2026, now: datetime | None = None, users: int = 6000) -> Iterator[dict[str, Any]]:
-    """Yield ``count`` report rows (column values, geometries as EWKT), deterministic for a seed."""
+def generate_reports(
+    count: int, seed: int = 2026, now: datetime | None = None, users: int = 6000, days: int = 365
+) -> Iterator[dict[str, Any]]:
+    """Yield ``count`` report rows (column values, geometries as EWKT) over the last ``days`` days,
+    deterministic for a seed."""
     rng = random.Random(seed)
     now = now or datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
     stations, segments = _load_track()
     station_weights = [s.weight * rng.lognormvariate(0, 0.7) for s in stations]
-    slots, slot_weights = _time_slots(now - timedelta(hours=1), 365)
+    slots, slot_weights = _time_slots(now - timedelta(hours=1), days)
     slot_cum = list(_cumulative(slot_weights))
     user_cum = list(_cumulative([1 / (i + 1) ** 0.6 for i in range(users)]))
 

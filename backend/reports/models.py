@@ -49,6 +49,8 @@ class Report(Base):
     request_hash: Mapped[bytes | None] = mapped_column(BYTEA)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("clock_timestamp()"))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("clock_timestamp()"))
+    # Set when the report was counted into the heatmap: counting it is then a no-op.
+    heatmap_counted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         UniqueConstraint("author_id", "idempotency_key", name="uq_reports_author_idempotency_key"),

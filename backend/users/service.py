@@ -17,7 +17,14 @@ def find_user_id(firebase_uid: str) -> uuid.UUID | None:
 def erase_user(firebase_uid: str) -> bool:
     """Erase a person: their identity link and, by cascade, everything they submitted.
 
-    Aggregates (heatmap cells) hold counts only and keep them."""
-    deleted = db.session.execute(delete(User).where(User.firebase_uid == firebase_uid).returning(User.id)).first()
+    Aggregates hold counts only and keep them: what the person's reports added to the heatmap is
+    set aside as bare counts first, so that a rebuild gives the same heatmap."""
+    from backend.heatmap.service import retain_counts_of_author
+
+    user_id = find_user_id(firebase_uid)
+    if user_id is None:
+        return False
+    retain_counts_of_author(user_id)
+    db.session.execute(delete(User).where(User.id == user_id))
     db.session.commit()
-    return deleted is not None
+    return True

@@ -1,0 +1,163 @@
+"""Heatmaps over HTTP (PRODUCT.md, "Heatmaps"): cells as GeoJSON, vector tiles, hotspots, public cells."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from flask import Response, current_app, request
+from flask.views import MethodView
+from flask_smorest import abort
+
+from backend.auth import COUNCIL, STAFF, current_principal, requires
+from backend.heatmap import grid, service
+from backend.http import Blueprint
+from schemas.heatmap import (
+    HeatmapArgsSchema,
+    HeatmapCellsArgsSchema,
+    HeatmapSchema,
+    HotspotArgsSchema,
+    HotspotsSchema,
+    PublicHeatmapArgsSchema,
+    PublicHeatmapSchema,
+    default_window,
+)
+
+blp = Blueprint("heatmap", __name__, url_prefix="/api/v1", description="Heatmaps, tiles and hotspots")
+
+MVT = "application/vnd.mapbox-vector-tile"
+HOTSPOT_DEFAULT_DAYS = 28
+TILE_MAX_AGE_S = 60
+PUBLIC_MAX_AGE_S = 300
+
+
+def _filters(args: dict[str, Any], window: tuple | None = None) -> service.Filters:
+    principal = current_principal()
+    start, end = window or (args.get("from_"), args.get("to"))
+    return service.Filters(
+        categories=tuple(args["category"]) if args.get("category") else None,
+        modes=tuple(args["mode"]) if args.get("mode") else None,
+        from_day=start,
+        to_day=end,
+        hours=args.get("hours"),
+        weekdays=args.get("days"),
+        council=principal.council if principal.is_council else None,
+    )
+
+
+def _feature(cell: dict[str, Any]) -> dict[str, Any]:
+    cell_id = f"{cell['level']}/{cell['x']}/{cell['y']}"
+    return {
+        "type": "Feature",
+        "id": cell_id,
+        "geometry": json.loads(cell["geometry"]),
+        "properties": {"cell": cell_id, "count": cell["count"],
+                       **{k: cell[k] or 0 for k in ("harassment", "spiking", "unsafe_route")}},
+    }
+
+
+@blp.route("/heatmap")
+class Heatmap(MethodView):
+    @requires(*STAFF, COUNCIL)
+    @blp.arguments(HeatmapCellsArgsSchema(), location="query")
+    @blp.response(200, HeatmapSchema)
+    def get(self, args: dict[str, Any]):
+        """Heatmap cells as GeoJSON (staff; a council officer sees cells inside its area)
+
+        Each feature is a grid cell with `count` and per-category counts. `zoom` picks the cell
+        size (level 12, about 6 km in London, to level 18, about 95 m). Filters: `bbox`,
+        `category` and `mode` (repeatable), `from`/`to` (local days, inclusive), `hours` (local,
+        e.g. `22-4`, end excluded), `days` (e.g. `fri,sat`).
+        """
+        level = grid.level_for_zoom(args["zoom"])
+        found = service.cells(_filters(args), service.Area.bbox(level, args.get("bbox")), args["limit"] + 1)
+        truncated = len(found) > args["limit"]
+        return {"type": "FeatureCollection", "level": level, "truncated": truncated,
+                "features": [_feature(c) for c in found[: args["limit"]]]}
+
+
+@blp.route("/heatmap/tiles/<int:z>/<int:x>/<int:y>.mvt")
+class HeatmapTile(MethodView):
+    @requires(*STAFF, COUNCIL)
+    @blp.arguments(HeatmapArgsSchema(), location="query")
+    @blp.response(200, description="A Mapbox Vector Tile, layer `heatmap`", content_type=MVT)
+    @blp.alt_response(204, description="No cells in this tile")
+    @blp.alt_response(304, description="Not modified (If-None-Match)")
+    def get(self, args: dict[str, Any], z: int, x: int, y: int):
+        """The heatmap as a vector tile (layer `heatmap`), with the same filters as `/heatmap`
+
+        Features are cell polygons with `cell`, `count`, `harassment`, `spiking`, `unsafe_route`.
+        The tile's zoom picks the cell size. Answers carry an ETag and Cache-Control.
+        """
+        if z > 18:
+            abort(422, errors={"z": ["must be between 0 and 18"]})
+        if x >= 2**z or y >= 2**z:
+            abort(422, errors={"x" if x >= 2**z else "y": [f"must be below {2**z} at zoom {z}"]})
+        if args.get("bbox"):
+            abort(422, errors={"bbox": ["tiles are bounded by z/x/y; leave bbox out"]})
+        body = service.tile(_filters(args), z, x, y, grid.level_for_zoom(z))
+        headers = {"Cache-Control": f"private, max-age={TILE_MAX_AGE_S}", "Vary": "Authorization"}
+        if not body:
+            return Response(status=204, headers=headers)
+        etag = hashlib.sha256(body).hexdigest()[:32]
+        response = Response(body, status=200, mimetype=MVT, headers=headers)
+        response.set_etag(etag)
+        return response.make_conditional(request)
+
+
+@blp.route("/hotspots")
+class Hotspots(MethodView):
+    @requires(*STAFF, COUNCIL)
+    @blp.arguments(HotspotArgsSchema(), location="query")
+    @blp.response(200, HotspotsSchema)
+    def get(self, args: dict[str, Any]):
+        """The cells with most reports in a period, with the previous period's count and the change
+
+        The period is `from`..`to` (local days, inclusive; by default the last 28 days); the
+        previous period is as many days just before it. Same filters as `/heatmap`; `zoom` picks the
+        cell size (default 14: cells of about 380 m in London).
+        """
+        today = datetime.now(current_app.config["SETTINGS"].tz).date()
+        start, end = default_window(args, HOTSPOT_DEFAULT_DAYS, today)
+        f = _filters(args, (start, end))
+        level = grid.level_for_zoom(args["zoom"])
+        rows = service.hotspots(f, service.Area.bbox(level, args.get("bbox")), args["limit"])
+        previous = f.shifted((end - start).days + 1)
+        return {
+            "level": level,
+            "period": {"from": start.isoformat(), "to": end.isoformat()},
+            "previous_period": {"from": previous.from_day.isoformat(), "to": previous.to_day.isoformat()},
+            "hotspots": [{
+                "cell": f"{r['level']}/{r['x']}/{r['y']}",
+                "count": r["count"],
+                "previous_count": r["previous_count"],
+                "change": r["count"] - r["previous_count"],
+                "change_pct": (round(100 * (r["count"] - r["previous_count"]) / r["previous_count"], 1)
+                               if r["previous_count"] else None),
+                "centre": json.loads(r["centre"]),
+                "geometry": json.loads(r["geometry"]),
+            } for r in rows],
+        }
+
+
+@blp.route("/public/heatmap")
+class PublicHeatmap(MethodView):
+    @blp.arguments(PublicHeatmapArgsSchema(), location="query")
+    @blp.response(200, PublicHeatmapSchema)
+    def get(self, args: dict[str, Any]):
+        """The public heatmap (no sign-in): coarse cells, counts only
+
+        A cell appears only when at least `PUBLIC_MIN_REPORTERS` (default 5) different people
+        reported in it within the filters (`category`, `from`/`to`, `bbox`).
+        """
+        settings = current_app.config["SETTINGS"]
+        f = service.Filters(categories=tuple(args["category"]) if args.get("category") else None,
+                            from_day=args.get("from_"), to_day=args.get("to"))
+        found = service.public_cells(f, settings.public_min_reporters,
+                                     service.Area.bbox(grid.PUBLIC_LEVEL, args.get("bbox")))
+        body = {"type": "FeatureCollection", "min_reporters": settings.public_min_reporters,
+                "features": [{"type": "Feature", "geometry": json.loads(c["geometry"]),
+                              "properties": {"count": c["count"]}} for c in found]}
+        return body, 200, {"Cache-Control": f"public, max-age={PUBLIC_MAX_AGE_S}"}

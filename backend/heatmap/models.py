@@ -1,0 +1,69 @@
+"""Heatmap aggregate tables (migration 0002). Written and read with set-based SQL in service.py; the
+models describe the schema for Alembic's comparison and for ad-hoc queries."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, PrimaryKeyConstraint, SmallInteger, String
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.extensions import Base
+
+CUBE = ("level", "q", "day", "hour", "category", "mode")
+
+
+class _Cube:
+    level: Mapped[int] = mapped_column(SmallInteger)
+    q: Mapped[int] = mapped_column(BigInteger)  # Morton code of the cell's x, y
+    day: Mapped[date] = mapped_column(Date)
+    hour: Mapped[int] = mapped_column(SmallInteger)
+    category: Mapped[str] = mapped_column(String(32))
+    mode: Mapped[str] = mapped_column(String(32))
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class HeatmapCell(_Cube, Base):
+    """Report counts per cell, local day and hour, category and mode."""
+
+    __tablename__ = "heatmap_cells"
+    __table_args__ = (PrimaryKeyConstraint(*CUBE, name="heatmap_cells_pkey"),)
+
+
+class HeatmapRetained(_Cube, Base):
+    """The counts erased reports had added: kept so that a rebuild gives the same heatmap."""
+
+    __tablename__ = "heatmap_retained"
+    __table_args__ = (PrimaryKeyConstraint(*CUBE, name="heatmap_retained_pkey"),)
+
+
+class HeatmapTotal(Base):
+    """All-time counts per cell, category and mode (views without a time filter)."""
+
+    __tablename__ = "heatmap_totals"
+
+    level: Mapped[int] = mapped_column(SmallInteger)
+    q: Mapped[int] = mapped_column(BigInteger)
+    category: Mapped[str] = mapped_column(String(32))
+    mode: Mapped[str] = mapped_column(String(32))
+    count: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (PrimaryKeyConstraint("level", "q", "category", "mode", name="heatmap_totals_pkey"),)
+
+
+class HeatmapReporter(Base):
+    """Who reported in a public (coarse) cell on a local day, per category."""
+
+    __tablename__ = "heatmap_reporters"
+
+    q: Mapped[int] = mapped_column(BigInteger)  # a public-level cell
+    day: Mapped[date] = mapped_column(Date)
+    category: Mapped[str] = mapped_column(String(32))
+    author_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"))
+
+    __table_args__ = (
+        PrimaryKeyConstraint("q", "day", "category", "author_id", name="heatmap_reporters_pkey"),
+        Index("ix_heatmap_reporters_author_id", "author_id"),
+    )

@@ -1,0 +1,194 @@
+"""Heatmap query parameters and answers."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from backend.reports import vocabulary as v
+from schemas.fields import BBox
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MAX_WINDOW_DAYS = 3660
+
+
+class LocalDay(fields.Field):
+    """A day in the city's time zone: ``2026-11-20``, or a timestamp with an offset (its local day)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(metadata={**kwargs.pop("metadata", {}), "type": "string", "format": "date",
+                                   "example": "2026-11-20"}, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> date:
+        if not isinstance(value, str) or len(value) > 40:
+            raise ValidationError("must be a date (YYYY-MM-DD) or an ISO 8601 timestamp with an offset")
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            try:
+                moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValidationError("must be a date (YYYY-MM-DD) or an ISO 8601 timestamp with an offset") from None
+            if moment.tzinfo is None:
+                raise ValidationError("a timestamp needs a time zone offset, e.g. 2026-11-20T22:00:00Z")
+            day = moment.astimezone(current_app.config["SETTINGS"].tz).date()
+        if not 1990 <= day.year <= 2999:
+            raise ValidationError("is out of range")
+        return day
+
+
+class Hours(fields.String):
+    """Local hours of the day: ``22-4`` (22:00 to 04:00, across midnight), ``7-10,16-19``, ``23``.
+    A range's end is excluded: ``22-4`` is 22, 23, 0, 1, 2 and 3."""
+
+    PART = re.compile(r"^(\d{1,2})(?:-(\d{1,2}))?$")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(metadata={**kwargs.pop("metadata", {}), "example": "22-4"}, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[int, ...]:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        hours: set[int] = set()
+        for part in text.split(","):
+            match = self.PART.match(part.strip())
+            if not match:
+                raise ValidationError("must look like 22-4 or 7-10,16-19 (local hours, end excluded)")
+            start = int(match.group(1))
+            end = int(match.group(2)) if match.group(2) is not None else (start + 1) % 24
+            if not (0 <= start <= 23 and 0 <= end <= 24):
+                raise ValidationError("hours run from 0 to 23 (24 allowed as an end)")
+            end %= 24
+            hour = start
+            while True:
+                hours.add(hour)
+                hour = (hour + 1) % 24
+                if hour == end:
+                    break
+        return tuple(sorted(hours))
+
+
+class Weekdays(fields.String):
+    """Local days of the week: ``fri,sat``, ``mon-fri``, ``sat-mon`` (wrapping)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(metadata={**kwargs.pop("metadata", {}), "example": "fri,sat"}, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[int, ...]:
+        text = super()._deserialize(value, attr, data, **kwargs).lower()
+        days: set[int] = set()
+        for part in text.split(","):
+            ends = [p.strip()[:3] for p in part.split("-")]
+            if len(ends) > 2 or any(e not in WEEKDAYS for e in ends):
+                raise ValidationError("must be days like fri,sat or mon-fri (mon, tue, wed, thu, fri, sat, sun)")
+            start, end = WEEKDAYS.index(ends[0]), WEEKDAYS.index(ends[-1])
+            day = start
+            while True:
+                days.add(day + 1)  # ISO weekday
+                if day == end:
+                    break
+                day = (day + 1) % 7
+        return tuple(sorted(days))
+
+
+class WindowSchema(Schema):
+    from_ = LocalDay(data_key="from", metadata={"description": "First local day counted (inclusive)"})
+    to = LocalDay(metadata={"description": "Last local day counted (inclusive)"})
+    category = fields.List(fields.String(validate=validate.OneOf(v.CATEGORIES)))
+    bbox = BBox()
+
+    @validates_schema
+    def _window(self, data: dict[str, Any], **_: Any) -> None:
+        start, end = data.get("from_"), data.get("to")
+        if start and end:
+            if start > end:
+                raise ValidationError("must not be after `to`", "from")
+            if (end - start).days > MAX_WINDOW_DAYS:
+                raise ValidationError(f"the window spans at most {MAX_WINDOW_DAYS} days", "from")
+
+
+class HeatmapArgsSchema(WindowSchema):
+    zoom = fields.Integer(load_default=12, validate=validate.Range(min=0, max=18),
+                          metadata={"description": "Map zoom: chooses the cell size"})
+    mode = fields.List(fields.String(validate=validate.OneOf(v.MODES)))
+    hours = Hours()
+    days = Weekdays()
+
+
+class HeatmapCellsArgsSchema(HeatmapArgsSchema):
+    limit = fields.Integer(load_default=5000, validate=validate.Range(min=1, max=20000),
+                           metadata={"description": "At most this many cells, densest first"})
+
+
+class HotspotArgsSchema(HeatmapArgsSchema):
+    zoom = fields.Integer(load_default=14, validate=validate.Range(min=0, max=18))
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class PublicHeatmapArgsSchema(WindowSchema):
+    pass
+
+
+def default_window(data: dict[str, Any], days: int, today: date) -> tuple[date, date]:
+    """The filters' window, or the ``days`` days ending today."""
+    end = data.get("to") or today
+    start = data.get("from_") or end - timedelta(days=days - 1)
+    return start, end
+
+
+class CellPropertiesSchema(Schema):
+    cell = fields.String(metadata={"example": "16/32740/21800", "description": "level/x/y"})
+    count = fields.Integer()
+    harassment = fields.Integer()
+    spiking = fields.Integer()
+    unsafe_route = fields.Integer()
+
+
+class CellFeatureSchema(Schema):
+    type = fields.Constant("Feature")
+    id = fields.String()
+    geometry = fields.Dict(metadata={"description": "GeoJSON Polygon (the cell)"})
+    properties = fields.Nested(CellPropertiesSchema)
+
+
+class HeatmapSchema(Schema):
+    type = fields.Constant("FeatureCollection")
+    level = fields.Integer(metadata={"description": "Grid level of the cells (12 coarse to 18 fine)"})
+    truncated = fields.Boolean(metadata={"description": "True when `limit` cut off sparser cells"})
+    features = fields.List(fields.Nested(CellFeatureSchema))
+
+
+class PublicPropertiesSchema(Schema):
+    count = fields.Integer()
+
+
+class PublicFeatureSchema(Schema):
+    type = fields.Constant("Feature")
+    geometry = fields.Dict()
+    properties = fields.Nested(PublicPropertiesSchema)
+
+
+class PublicHeatmapSchema(Schema):
+    type = fields.Constant("FeatureCollection")
+    min_reporters = fields.Integer()
+    features = fields.List(fields.Nested(PublicFeatureSchema))
+
+
+class HotspotSchema(Schema):
+    cell = fields.String()
+    count = fields.Integer()
+    previous_count = fields.Integer()
+    change = fields.Integer()
+    change_pct = fields.Float(allow_none=True, metadata={"description": "null when the previous count was 0"})
+    centre = fields.Dict(metadata={"description": "GeoJSON Point"})
+    geometry = fields.Dict(metadata={"description": "GeoJSON Polygon"})
+
+
+class HotspotsSchema(Schema):
+    level = fields.Integer()
+    period = fields.Dict(metadata={"example": {"from": "2026-10-25", "to": "2026-11-21"}})
+    previous_period = fields.Dict()
+    hotspots = fields.List(fields.Nested(HotspotSchema))
