@@ -14,8 +14,8 @@ cell (heatmap_fine_x/_y below) and, for a route, every cell the route passes thr
 coarser level L are those fine cells' ancestors, q >> 2 * (18 - L). The incremental job and the full rebuild both use these
 definitions, so they agree exactly.
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0002"
