@@ -8,13 +8,14 @@ WITH_STACK := deploy/local/with-stack
 CLI := $(WITH_STACK) $(VENV)/bin/safetravel
 DEMO_REPORTS ?= 25000
 
-.PHONY: help demo run test lint bench-ingest stack down migrate councils seed venv clean
+.PHONY: help demo run test lint bench-ingest bench-heatmap stack down migrate councils seed venv clean
 
 help:
 	@echo "make demo          run the whole platform with London demo data (Ctrl-C stops it)"
 	@echo "make run           the same without demo data (PORT=8000 by default)"
 	@echo "make test          run the test suite against real PostgreSQL + PostGIS and Redis"
 	@echo "make bench-ingest  reports/s through the API next to raw INSERTs"
+	@echo "make bench-heatmap heatmap rebuild, tiles and freshness on 1,000,000 reports"
 	@echo "make lint          ruff over the code"
 	@echo "make down          stop the local PostgreSQL and Redis"
 
@@ -42,6 +43,7 @@ councils: migrate
 
 seed: councils
 	@$(CLI) demo seed --reports $(DEMO_REPORTS)
+	@$(CLI) heatmap rebuild
 
 run: councils
 	@deploy/local/serve.sh
@@ -57,6 +59,9 @@ lint: venv
 
 bench-ingest: venv stack
 	@$(WITH_STACK) $(VENV)/bin/python -m bench.ingest $(BENCH_ARGS)
+
+bench-heatmap: venv stack
+	@$(WITH_STACK) $(VENV)/bin/python -m bench.heatmap $(BENCH_ARGS)
 
 clean: down
 	rm -rf .local $(VENV)

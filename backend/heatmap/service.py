@@ -438,6 +438,7 @@ def tile(f: Filters, z: int, x: int, y: int, level: int) -> bytes:
                        cc.level || '/' || cc.x || '/' || cc.y AS cell, cc.count,
                        {', '.join(f'cc.{k}' for k in CATEGORIES)}
                 FROM ({sql}) AS cc
+                ORDER BY cc.q  -- the same cells give the same bytes, and so the same ETag
             ) AS t
         """),
         {**params, "z": z, "tx": x, "ty": y},

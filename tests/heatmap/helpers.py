@@ -8,6 +8,7 @@ from datetime import datetime
 
 from shapely.geometry import LineString, Point
 
+from backend.extensions import db
 from backend.heatmap import service as heatmap
 from backend.reports import service as reports
 
@@ -26,4 +27,5 @@ def add_report(author: str, lon: float, lat: float, occurred_at: datetime, categ
     report_id = str(created.report.id)
     if count:
         assert heatmap.apply_report(report_id)
+        db.session.commit()  # as the outbox task does
     return report_id

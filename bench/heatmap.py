@@ -1,0 +1,246 @@
+"""``make bench-heatmap``: heatmap aggregates on 1,000,000 synthetic reports, each figure next to its
+baseline measured in the same run.
+
+1. Full rebuild (``safetravel heatmap rebuild``) next to one bare ``SELECT cell, count(*) ... GROUP BY``
+   over the same reports (the floor), medians of several runs.
+2. Tile latency at zooms 10-14 from the aggregates, next to a naive tile built on the fly from the raw
+   reports (``ST_SquareGrid`` over the tile joined to ``reports``), warm, p50/p95 over the same tiles.
+3. Freshness: gunicorn and a worker (with its outbox relay) running; the time from ``POST /reports``
+   to the report showing in ``/heatmap``, p50/p95.
+
+The data (``<database>_bench_1m``, reports spread like the demo data over three years) is made once
+and reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import psycopg
+
+from backend import create_app
+from backend.devtokens import emulator_token
+from backend.extensions import db
+from backend.heatmap import grid
+from backend.heatmap import service as heatmap
+from bench.data import bench_database, ensure_reports, libpq
+from bench.ingest import free_port, start_api
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+FLOOR_SQL = """
+    SELECT heatmap_fine_x(ST_X(p)) AS x, heatmap_fine_y(ST_Y(p)) AS y, count(*)
+    FROM reports r, ST_Transform(r.location, 3857) AS p GROUP BY 1, 2
+"""
+NAIVE_TILE_SQL = """
+    SELECT ST_AsMVT(t, 'heatmap', 4096, 'geom') FROM (
+        SELECT ST_AsMVTGeom(g.geom, ST_TileEnvelope(%(z)s, %(x)s, %(y)s), 4096, 0, false) AS geom, count(*) AS count
+        FROM ST_SquareGrid(%(size)s, ST_TileEnvelope(%(z)s, %(x)s, %(y)s)) AS g
+        JOIN reports r ON ST_Intersects(r.location, ST_Transform(g.geom, 4326))
+        GROUP BY g.geom
+    ) AS t
+"""
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def measure_rebuild(dsn: str, runs: int) -> dict:
+    with psycopg.connect(dsn) as conn:
+        floors = [timed(lambda: conn.execute(FLOOR_SQL).fetchall()) for _ in range(runs + 1)][1:]
+        reports = conn.execute("SELECT count(*) FROM reports").fetchone()[0]
+    rebuilds = []
+    for _ in range(runs):
+        db.session.remove()
+        rebuilds.append(heatmap.rebuild())
+    with psycopg.connect(dsn) as conn:
+        rows = dict(conn.execute("SELECT 'cells', count(*) FROM heatmap_cells UNION ALL "
+                                 "SELECT 'totals', count(*) FROM heatmap_totals").fetchall())
+    rebuild_s = statistics.median(r["seconds"] for r in rebuilds)
+    floor_s = statistics.median(floors)
+    return {
+        "reports": reports, "floor_s": round(floor_s, 2), "rebuild_s": round(rebuild_s, 2),
+        "ratio": round(rebuild_s / floor_s, 1), "aggregate_rows": rows,
+        "phases_s": {k: round(statistics.median(r[k] for r in rebuilds), 2) for k in rebuilds[0] if k.endswith("_s")},
+    }
+
+
+def sample_tiles(z: int, count: int, rng: random.Random) -> list[tuple[int, int]]:
+    """Up to ``count`` distinct tiles over Greater London (fewer at low zooms, where London spans few)."""
+    tiles = set()
+    for _ in range(count * 50):
+        tiles.add(grid.lonlat_to_cell(rng.uniform(-0.45, 0.2), rng.uniform(51.35, 51.65), z))
+        if len(tiles) == count:
+            break
+    return sorted(tiles)
+
+
+def measure_tiles(dsn: str, tiles_per_zoom: int, rng: random.Random) -> list[dict]:
+    results = []
+    window = heatmap.Filters(categories=("harassment", "spiking"), from_day=datetime.now().date() - timedelta(days=89),
+                             to_day=datetime.now().date())
+    with psycopg.connect(dsn) as conn:
+        for z in range(10, 15):
+            level = grid.level_for_zoom(z)
+            tiles = sample_tiles(z, tiles_per_zoom, rng)
+            agg, agg_window, naive = [], [], []
+            for x, y in tiles:
+                heatmap.tile(heatmap.Filters(), z, x, y, level)  # warm
+                agg.append(timed(lambda: heatmap.tile(heatmap.Filters(), z, x, y, level)))
+                agg_window.append(timed(lambda: heatmap.tile(window, z, x, y, level)))
+                params = {"z": z, "x": x, "y": y, "size": grid.EARTH_CIRCUMFERENCE_M / 2**level}
+                conn.execute(NAIVE_TILE_SQL, params).fetchone()  # warm
+                naive.append(timed(lambda: conn.execute(NAIVE_TILE_SQL, params).fetchone()))
+            results.append({
+                "zoom": z, "level": level, "tiles": len(tiles),
+                "agg_p50_ms": round(1000 * pct(agg, 50), 2), "agg_p95_ms": round(1000 * pct(agg, 95), 2),
+                "agg_90d_p50_ms": round(1000 * pct(agg_window, 50), 2),
+                "agg_90d_p95_ms": round(1000 * pct(agg_window, 95), 2),
+                "naive_p50_ms": round(1000 * pct(naive, 50), 1), "naive_p95_ms": round(1000 * pct(naive, 95), 1),
+                "speedup_p95": round(pct(naive, 95) / pct(agg, 95), 1),
+            })
+            print(f"  z{z}: aggregates p50 {results[-1]['agg_p50_ms']} ms p95 {results[-1]['agg_p95_ms']} ms; "
+                  f"naive p50 {results[-1]['naive_p50_ms']} ms p95 {results[-1]['naive_p95_ms']} ms; "
+                  f"p95 speed-up {results[-1]['speedup_p95']}x", flush=True)
+    return results
+
+
+def measure_freshness(url: str, posts: int, rng: random.Random) -> dict:
+    """Post reports through the API with a worker running; time until each shows in /heatmap."""
+    port = free_port()
+    redis_url = os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/3"
+    api = start_api(url, redis_url, port)
+    worker = subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, start_new_session=True,
+                              env={**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    staff = {"Authorization": f"Bearer {emulator_token('bench-staff', role='safety_team')}"}
+    commuter = emulator_token("bench-freshness")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        time.sleep(2)  # the worker and its relay are up
+        delays = []
+        for _ in range(posts):
+            lon, lat = rng.uniform(-0.2, -0.05), rng.uniform(51.48, 51.54)
+            box = f"{lon - 0.0005},{lat - 0.0005},{lon + 0.0005},{lat + 0.0005}"
+            query = f"/api/v1/heatmap?zoom=14&category=spiking&bbox={box}"
+
+            def count() -> int:
+                conn.request("GET", query, headers=staff)
+                return sum(f["properties"]["count"] for f in json.loads(conn.getresponse().read())["features"])
+
+            before = count()
+            body = json.dumps({"category": "spiking", "subcategory": "drink",
+                               "occurred_at": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+                               "location": {"type": "Point", "coordinates": [lon, lat]}})
+            started = time.perf_counter()
+            conn.request("POST", "/api/v1/reports", body=body, headers={
+                "Authorization": f"Bearer {commuter}", "Content-Type": "application/json",
+                "Idempotency-Key": str(uuid.uuid4())})
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 201, response.status
+            while count() == before:
+                if time.perf_counter() - started > 30:
+                    raise RuntimeError("a report did not reach the heatmap within 30 s")
+                time.sleep(0.005)
+            delays.append(time.perf_counter() - started)
+        return {"posts": posts, "p50_ms": round(1000 * pct(delays, 50), 1), "p95_ms": round(1000 * pct(delays, 95), 1),
+                "max_ms": round(1000 * max(delays), 1)}
+    finally:
+        for process in (api, worker):
+            os.killpg(process.pid, signal.SIGTERM)
+        for process in (api, worker):
+            process.wait(timeout=30)
+        # Leave the data set as it was (the next run reuses it).
+        with psycopg.connect(libpq(url), autocommit=True) as pg:
+            pg.execute("DELETE FROM users WHERE firebase_uid = 'bench-freshness'")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reports", type=int, default=1_000_000)
+    parser.add_argument("--rebuilds", type=int, default=2)
+    parser.add_argument("--tiles", type=int, default=20, help="tiles per zoom")
+    parser.add_argument("--posts", type=int, default=40, help="reports posted for the freshness figure")
+    parser.add_argument("--parts", default="rebuild,tiles,freshness", help="which measurements to run")
+    args = parser.parse_args()
+    rng = random.Random(11)
+
+    url, dsn = bench_database(os.environ["DATABASE_URL"], "bench_1m" if args.reports == 1_000_000 else
+                              f"bench_{args.reports}")
+    loaded = ensure_reports(dsn, args.reports)
+    if loaded:
+        print(f"loaded {args.reports:,} synthetic reports in {loaded:.0f} s")
+    os.environ["DATABASE_URL"] = url
+    app = create_app()
+    parts = set(args.parts.split(","))
+    result: dict = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpus": os.cpu_count()}
+    with app.app_context():
+        with psycopg.connect(dsn) as conn:
+            if not conn.execute("SELECT count(*) FROM heatmap_cells").fetchone()[0]:
+                parts.add("rebuild")  # the tiles need aggregates
+        if "rebuild" in parts:
+            print("rebuild...", flush=True)
+            result["rebuild"] = measure_rebuild(dsn, args.rebuilds)
+            r = result["rebuild"]
+            print(f"  floor (bare GROUP BY cell) {r['floor_s']} s; rebuild {r['rebuild_s']} s; "
+                  f"ratio {r['ratio']}x; rows {r['aggregate_rows']}", flush=True)
+        if "tiles" in parts:
+            print("tiles...", flush=True)
+            result["tiles"] = measure_tiles(dsn, args.tiles, rng)
+        db.session.remove()
+    if "freshness" in parts:
+        print("freshness...", flush=True)
+        result["freshness"] = measure_freshness(url, args.posts, rng)
+        f = result["freshness"]
+        print(f"  POST -> visible in /heatmap: p50 {f['p50_ms']} ms, p95 {f['p95_ms']} ms", flush=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "heatmap.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    report(result)
+
+
+def report(result: dict) -> None:
+    rebuild, tiles, freshness = result.get("rebuild"), result.get("tiles"), result.get("freshness")
+
+    print()
+    if rebuild:
+        print("| reports | floor (GROUP BY cell) | full rebuild | ratio (target <= 2) |")
+        print("| ---: | ---: | ---: | ---: |")
+        print(f"| {rebuild['reports']:,} | {rebuild['floor_s']} s | {rebuild['rebuild_s']} s | {rebuild['ratio']} |")
+        print()
+    if tiles:
+        print("| zoom | level | tiles | aggregates p50 / p95 ms | naive p50 / p95 ms | p95 speed-up (target >= 50) "
+              "| aggregates, 90-day window, p50 / p95 ms |")
+        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for t in tiles:
+            print(f"| {t['zoom']} | {t['level']} | {t['tiles']} | {t['agg_p50_ms']} / {t['agg_p95_ms']} | "
+                  f"{t['naive_p50_ms']} / {t['naive_p95_ms']} | {t['speedup_p95']} | "
+                  f"{t['agg_90d_p50_ms']} / {t['agg_90d_p95_ms']} |")
+        print()
+    if freshness:
+        print(f"freshness over {freshness['posts']} reports: p50 {freshness['p50_ms']} ms, p95 {freshness['p95_ms']} ms "
+              f"(target p95 < 5000 ms, aim < 1000 ms)")
+
+
+if __name__ == "__main__":
+    main()
