@@ -124,7 +124,8 @@ class HeatmapCellsArgsSchema(HeatmapArgsSchema):
 
 
 class HotspotArgsSchema(HeatmapArgsSchema):
-    zoom = fields.Integer(load_default=14, validate=validate.Range(min=0, max=18))
+    zoom = fields.Integer(load_default=12, validate=validate.Range(min=0, max=18),
+                          metadata={"description": "Map zoom: chooses the cell size (default 12: level 16, about 380 m)"})
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
 
 

@@ -178,15 +178,17 @@ def generate_reports(
                 )[0]
         if category == "unsafe_route" and mode not in ("walking", "cycling"):
             mode = "walking"
+        venue = _offset(rng, lon, lat, 80)
         if category == "spiking" and night and kind != "line":
             # Spiking happens in venues near stations late at night, then people travel home.
-            lon, lat = _offset(rng, lon, lat, 80)
+            lon, lat = venue
         subcategory = _pick(rng, SUBCATEGORY_WEIGHTS[category])
         factors = set()
+        dark = rng.random() < 0.6
         if category == "unsafe_route":
             factors.add(subcategory if subcategory in ("poor_lighting", "isolated", "antisocial_behaviour",
                                                         "overcrowded") else "poor_visibility")
-            if night and rng.random() < 0.6:
+            if night and dark:
                 factors.add("poor_lighting")
         for factor in ("no_staff", "no_cctv", "isolated", "overcrowded", "poor_lighting"):
             if rng.random() < 0.12:
@@ -194,8 +196,13 @@ def generate_reports(
         route = _walk(rng, lon, lat) if category == "unsafe_route" else None
         occurred_at = local.astimezone(timezone.utc)
         age_days = (now - occurred_at).days
-        status = ("closed" if rng.random() < 0.5 else "actioned") if age_days > 30 and rng.random() < 0.6 else (
-            "reviewing" if age_days > 10 and rng.random() < 0.3 else "received")
+        # Every draw is made whatever the outcome, so that the same seed gives the same reports (and
+        # idempotency keys, and authors) on any day: seeding again adds nothing.
+        triaged, closed, reviewing = rng.random(), rng.random(), rng.random()
+        if age_days > 30 and triaged < 0.6:
+            status = "closed" if closed < 0.5 else "actioned"
+        else:
+            status = "reviewing" if age_days > 10 and reviewing < 0.3 else "received"
         yield {
             "author": f"demo-commuter-{rng.choices(range(users), cum_weights=user_cum)[0]:05d}",
             "idempotency_key": uuid.uuid5(DEMO_NAMESPACE, f"{seed}:{i}"),

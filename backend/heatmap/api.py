@@ -117,7 +117,7 @@ class Hotspots(MethodView):
 
         The period is `from`..`to` (local days, inclusive; by default the last 28 days); the
         previous period is as many days just before it. Same filters as `/heatmap`; `zoom` picks the
-        cell size (default 14: cells of about 380 m in London).
+        cell size (default 12: level 16, cells of about 380 m in London).
         """
         today = datetime.now(current_app.config["SETTINGS"].tz).date()
         start, end = default_window(args, HOTSPOT_DEFAULT_DAYS, today)
