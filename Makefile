@@ -43,7 +43,6 @@ councils: migrate
 
 seed: councils
 	@$(CLI) demo seed --reports $(DEMO_REPORTS)
-	@$(CLI) heatmap rebuild
 
 run: councils
 	@deploy/local/serve.sh
