@@ -64,10 +64,11 @@ def _register_blueprints(api: Api) -> None:
     from backend.councils.api import blp as councils
     from backend.health.api import blp as health
     from backend.heatmap.api import blp as heatmap
+    from backend.hubs.api import blp as hubs
     from backend.reports.api import blp as reports
     from backend.users.api import blp as me
 
-    for blueprint in (health, reports, me, councils, heatmap):
+    for blueprint in (health, reports, me, councils, heatmap, hubs):
         api.register_blueprint(blueprint)
 
 

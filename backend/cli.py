@@ -55,12 +55,14 @@ def demo() -> None:
 @click.option("--reports", "count", default=25_000, show_default=True, help="how many reports")
 @click.option("--seed", default=2026, show_default=True, help="random seed (same seed, same data)")
 def demo_seed(count: int, seed: int) -> None:
-    """Seed realistic reports around London's Underground (idempotent: re-running adds nothing), then
-    rebuild the heatmap so that they show (seeded reports skip the per-report follow-up jobs)."""
+    """Seed realistic safe hubs and reports around London's Underground (idempotent: re-running adds
+    nothing), then rebuild the heatmap so that the reports show (seeding skips the per-report jobs)."""
+    from backend.demo.hubs import seed_hubs
     from backend.demo.seed import seed_reports
     from backend.extensions import db
     from backend.heatmap.service import rebuild
 
+    click.echo(f"demo safe hubs: {seed_hubs()} new")
     created = seed_reports(count=count, seed=seed)
     click.echo(f"demo reports: {created} new, {count - created} already there")
     if created:

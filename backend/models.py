@@ -3,11 +3,12 @@
 from backend.councils.models import CouncilArea
 from backend.extensions import Base
 from backend.heatmap.models import HeatmapCell, HeatmapReporter, HeatmapRetained, HeatmapTotal
+from backend.hubs.models import SafeHub
 from backend.outbox.models import OutboxTask
 from backend.reports.models import Report, ReportStatusChange
 from backend.users.models import User
 
 __all__ = [
     "Base", "CouncilArea", "HeatmapCell", "HeatmapReporter", "HeatmapRetained", "HeatmapTotal", "OutboxTask", "Report",
-    "ReportStatusChange", "User",
+    "ReportStatusChange", "SafeHub", "User",
 ]

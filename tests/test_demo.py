@@ -35,3 +35,13 @@ def test_seeding_twice_adds_nothing():
     assert seed_reports(300) == 300
     assert seed_reports(300) == 0
     assert db.session.scalar(select(func.count()).select_from(Report)) == 300
+
+
+def test_demo_hubs_are_stations_venues_and_hospitals_and_seed_once():
+    from backend.demo.hubs import seed_hubs
+    from backend.hubs.models import SafeHub
+
+    first = seed_hubs()
+    assert first > 300 and seed_hubs() == 0
+    kinds = dict(db.session.execute(select(SafeHub.kind, func.count()).group_by(SafeHub.kind)).all())
+    assert kinds["staffed_station"] > 250 and kinds["hospital"] == 10 and kinds["safe_haven"] + kinds["venue"] == 40

@@ -1,0 +1,87 @@
+"""Realistic demo safe hubs for London: staffed Underground and DLR stations (from the track data
+in data/, named after their line and borough), late-night venues in the "Ask for Angela" style near
+the busiest stations, and hospitals with 24-hour emergency departments. Idempotent: each hub's id is
+derived from what it is, so seeding again adds nothing."""
+
+from __future__ import annotations
+
+import random
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+
+from backend.councils.models import CouncilArea
+from backend.demo.seed import _load_track
+from backend.extensions import db
+from backend.hubs.models import SafeHub
+
+NAMESPACE = uuid.UUID("5afe7a7e-0000-4000-8000-0000000000b0")
+NIGHT_TUBE = {"Victoria", "Central", "Jubilee", "Northern", "Piccadilly"}
+STATION_HOURS = {day: [["05:30", "00:30"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat")} | {
+    "sun": [["07:00", "23:30"]]}
+NIGHT_TUBE_HOURS = {**STATION_HOURS, "fri": [["05:30", "24:00"]], "sat": [["00:00", "24:00"]],
+                    "sun": [["00:00", "23:30"]]}
+VENUE_HOURS = {"thu": [["18:00", "02:00"]], "fri": [["18:00", "04:00"]], "sat": [["18:00", "04:00"]],
+               "sun": [["17:00", "23:00"]]}
+# Hospitals with 24-hour A&E departments (public information).
+HOSPITALS = (
+    ("St Thomas' Hospital", -0.1181, 51.4989, "Westminster Bridge Road, SE1 7EH"),
+    ("King's College Hospital", -0.0939, 51.4683, "Denmark Hill, SE5 9RS"),
+    ("University College Hospital", -0.1355, 51.5246, "235 Euston Road, NW1 2BU"),
+    ("The Royal London Hospital", -0.0596, 51.5187, "Whitechapel Road, E1 1FR"),
+    ("St Mary's Hospital", -0.1747, 51.5173, "Praed Street, W2 1NY"),
+    ("Chelsea and Westminster Hospital", -0.1816, 51.4844, "369 Fulham Road, SW10 9NH"),
+    ("Homerton University Hospital", -0.0453, 51.5469, "Homerton Row, E9 6SR"),
+    ("The Whittington Hospital", -0.1386, 51.5657, "Magdala Avenue, N19 5NF"),
+    ("Royal Free Hospital", -0.1657, 51.5532, "Pond Street, NW3 2QG"),
+    ("Queen Elizabeth Hospital", 0.0474, 51.4795, "Stadium Road, SE18 4QH"),
+)
+
+
+def _borough(lon: float, lat: float) -> str | None:
+    return db.session.scalar(select(CouncilArea.name).where(
+        func.ST_Intersects(CouncilArea.geom, func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326))))
+
+
+def demo_hubs(seed: int = 2026) -> list[dict]:
+    rng = random.Random(seed)
+    stations, _ = _load_track()
+    hubs = []
+    for station in stations:
+        line = station.lines[0]
+        where = _borough(station.lon, station.lat) or "London"
+        hubs.append({
+            "id": uuid.uuid5(NAMESPACE, f"station:{station.lon:.4f},{station.lat:.4f}"),
+            "name": f"{line}{' line' if line != 'DLR' else ''} station, {where}",
+            "kind": "staffed_station", "location": f"SRID=4326;POINT({station.lon} {station.lat})",
+            "address": None, "phone": None,
+            "opening_hours": NIGHT_TUBE_HOURS if set(station.lines) & NIGHT_TUBE else STATION_HOURS,
+        })
+    busiest = sorted(stations, key=lambda s: -len(s.lines))[:40]
+    for n, station in enumerate(busiest):
+        lon = station.lon + rng.uniform(-0.002, 0.002)
+        lat = station.lat + rng.uniform(-0.0015, 0.0015)
+        hubs.append({
+            "id": uuid.uuid5(NAMESPACE, f"venue:{n}"),
+            "name": f"Late-night venue {n + 1} (Ask for Angela), {_borough(lon, lat) or 'London'}",
+            "kind": "safe_haven" if n % 3 else "venue", "location": f"SRID=4326;POINT({lon:.6f} {lat:.6f})",
+            "address": None, "phone": None, "opening_hours": VENUE_HOURS,
+        })
+    for name, lon, lat, address in HOSPITALS:
+        hubs.append({
+            "id": uuid.uuid5(NAMESPACE, f"hospital:{name}"), "name": f"{name} (A&E)", "kind": "hospital",
+            "location": f"SRID=4326;POINT({lon} {lat})", "address": address, "phone": None,
+            "opening_hours": "24/7",
+        })
+    return hubs
+
+
+def seed_hubs() -> int:
+    """Insert the demo hubs that are not there yet; returns how many were new."""
+    before = db.session.scalar(select(func.count()).select_from(SafeHub))
+    rows = demo_hubs()
+    db.session.execute(insert(SafeHub).on_conflict_do_nothing(index_elements=[SafeHub.id]), rows)
+    db.session.commit()
+    return db.session.scalar(select(func.count()).select_from(SafeHub)) - before
+

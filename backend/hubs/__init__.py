@@ -1,0 +1,1 @@
+"""Safe hubs: places a commuter who feels unsafe can go to, with their opening hours."""
