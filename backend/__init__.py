@@ -62,13 +62,14 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def _register_blueprints(api: Api) -> None:
     from backend.councils.api import blp as councils
+    from backend.devices.api import blp as devices
     from backend.health.api import blp as health
     from backend.heatmap.api import blp as heatmap
     from backend.hubs.api import blp as hubs
     from backend.reports.api import blp as reports
     from backend.users.api import blp as me
 
-    for blueprint in (health, reports, me, councils, heatmap, hubs):
+    for blueprint in (health, reports, me, councils, heatmap, hubs, devices):
         api.register_blueprint(blueprint)
 
 

@@ -1,6 +1,7 @@
 """Every model, imported in one place so that Alembic and the tests see the whole schema."""
 
 from backend.councils.models import CouncilArea
+from backend.devices.models import Device
 from backend.extensions import Base
 from backend.heatmap.models import HeatmapCell, HeatmapReporter, HeatmapRetained, HeatmapTotal
 from backend.hubs.models import SafeHub
@@ -9,6 +10,6 @@ from backend.reports.models import Report, ReportStatusChange
 from backend.users.models import User
 
 __all__ = [
-    "Base", "CouncilArea", "HeatmapCell", "HeatmapReporter", "HeatmapRetained", "HeatmapTotal", "OutboxTask", "Report",
+    "Base", "CouncilArea", "Device", "HeatmapCell", "HeatmapReporter", "HeatmapRetained", "HeatmapTotal", "OutboxTask", "Report",
     "ReportStatusChange", "SafeHub", "User",
 ]

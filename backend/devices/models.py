@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from geoalchemy2 import Geometry
+from sqlalchemy import ARRAY, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, text
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.extensions import Base
+
+PLATFORMS = ("android", "ios", "web")
+
+
+class Device(Base):
+    __tablename__ = "devices"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    token: Mapped[str] = mapped_column(String(4096), unique=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    audience: Mapped[str] = mapped_column(String(16))
+    location = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
+    radius_m: Mapped[int] = mapped_column(Integer, server_default="1000")
+    categories: Mapped[list[str]] = mapped_column(ARRAY(String(32)), server_default="{}")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("clock_timestamp()"))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("clock_timestamp()"))
+
+    __table_args__ = (
+        CheckConstraint("platform IN ('android', 'ios', 'web')", name="ck_devices_platform"),
+        CheckConstraint("audience IN ('commuter', 'staff')", name="ck_devices_audience"),
+        CheckConstraint("radius_m BETWEEN 100 AND 5000", name="ck_devices_radius_m"),
+        Index("ix_devices_user_id", "user_id"),
+        Index("ix_devices_location_geog", text("(location::geography)"), postgresql_using="gist",
+              postgresql_where=text("location IS NOT NULL")),
+        Index("ix_devices_audience", "audience", postgresql_where=text("audience = 'staff'")),
+    )

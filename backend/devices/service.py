@@ -1,0 +1,95 @@
+"""Device registration. Locations are stored coarse: snapped to a grid of about 100 m."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from geoalchemy2.shape import from_shape
+from shapely.geometry import Point
+from sqlalchemy import delete, text
+
+from backend.auth import Principal
+from backend.devices.models import Device
+from backend.extensions import db
+from backend.users.service import find_user_id
+
+COARSE_M = 100.0
+M_PER_DEG_LAT = 111_320.0
+
+
+def coarse(point: Point) -> Point:
+    """The point snapped to a grid of about COARSE_M metres (a device's exact position is never kept)."""
+    step_lat = COARSE_M / M_PER_DEG_LAT
+    lat = round(point.y / step_lat) * step_lat
+    step_lon = COARSE_M / (M_PER_DEG_LAT * max(0.01, math.cos(math.radians(lat))))
+    lon = round(point.x / step_lon) * step_lon
+    return Point(round(max(-180.0, min(180.0, lon)), 6), round(max(-90.0, min(90.0, lat)), 6))
+
+
+def _location(value: Any) -> Any:
+    return None if value is None else from_shape(coarse(value), srid=4326)
+
+
+_UPSERT = text("""
+    WITH found AS (SELECT id FROM users WHERE firebase_uid = :uid),
+    created_user AS (
+        INSERT INTO users (firebase_uid) SELECT :uid WHERE NOT EXISTS (SELECT FROM found)
+        ON CONFLICT (firebase_uid) DO NOTHING RETURNING id
+    ),
+    owner AS (SELECT id FROM found UNION ALL SELECT id FROM created_user)
+    INSERT INTO devices (user_id, token, platform, audience, location, radius_m, categories)
+    SELECT owner.id, :token, :platform, :audience, ST_GeomFromWKB(:location, 4326), :radius_m, :categories FROM owner
+    ON CONFLICT (token) DO UPDATE SET
+        user_id = EXCLUDED.user_id, platform = EXCLUDED.platform, audience = EXCLUDED.audience,
+        location = EXCLUDED.location, radius_m = EXCLUDED.radius_m, categories = EXCLUDED.categories,
+        updated_at = clock_timestamp()
+    RETURNING id, (xmax = 0) AS created
+""")
+
+
+def register(principal: Principal, data: dict[str, Any]) -> tuple[Device, bool]:
+    """Register a token for the caller, or update it (and move it to the caller) if it is known.
+    Returns the device and whether it is new."""
+    params = {
+        "uid": principal.uid, "token": data["token"], "platform": data["platform"],
+        "audience": "staff" if principal.is_staff else "commuter",
+        "location": coarse(data["location"]).wkb if data.get("location") is not None else None,
+        "radius_m": data.get("radius_m", 1000), "categories": data.get("categories") or [],
+    }
+    for _ in range(2):  # a brand-new user's first requests may race for the identity link
+        row = db.session.execute(_UPSERT, params).one_or_none()
+        if row is not None:
+            break
+    db.session.commit()
+    return db.session.get(Device, row.id), row.created
+
+
+def own_device(principal: Principal, device_id: uuid.UUID) -> Device | None:
+    user_id = find_user_id(principal.uid)
+    device = db.session.get(Device, device_id)
+    return device if device is not None and device.user_id == user_id else None
+
+
+def update(device: Device, changes: dict[str, Any]) -> Device:
+    for key, value in changes.items():
+        setattr(device, key, _location(value) if key == "location" else value)
+    device.updated_at = datetime.now(timezone.utc)
+    db.session.commit()
+    return device
+
+
+def remove(device: Device) -> None:
+    db.session.execute(delete(Device).where(Device.id == device.id))
+    db.session.commit()
+
+
+def prune_tokens(tokens: list[str]) -> int:
+    """Forget tokens FCM says are dead (UNREGISTERED, invalid)."""
+    if not tokens:
+        return 0
+    result = db.session.execute(delete(Device).where(Device.token.in_(tokens)))
+    return result.rowcount
+
