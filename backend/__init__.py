@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def _register_blueprints(api: Api) -> None:
+    from backend.alerts.api import blp as alerts
     from backend.councils.api import blp as councils
     from backend.devices.api import blp as devices
     from backend.health.api import blp as health
@@ -69,7 +70,7 @@ def _register_blueprints(api: Api) -> None:
     from backend.reports.api import blp as reports
     from backend.users.api import blp as me
 
-    for blueprint in (health, reports, me, councils, heatmap, hubs, devices):
+    for blueprint in (health, reports, me, councils, heatmap, hubs, devices, alerts):
         api.register_blueprint(blueprint)
 
 

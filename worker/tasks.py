@@ -12,4 +12,5 @@ from backend.heatmap import service as heatmap
 HANDLERS: dict[str, Callable[..., Any]] = {
     "heatmap.apply_report": heatmap.apply_report,
     "alerts.check_cluster": alerts.check_cluster_for_report,
+    "alerts.send": alerts.send_alert,
 }

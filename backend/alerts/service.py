@@ -1,13 +1,201 @@
-"""Cluster detection. The foundation wires the follow-up task; the alerts work fills it in."""
+"""Alerts: geofenced pushes sent by a worker, every device at most once; cluster detection.
+
+Fan-out (``send_alert``): the targeted devices get a delivery row each; batches of at most 500 are
+claimed (``FOR UPDATE SKIP LOCKED``: two workers never claim one device), sent through the notifier
+and recorded, one commit per batch. A device whose delivery is recorded is never sent to again, so a
+retried or duplicated job resumes where the last one stopped. Dead tokens are deleted; transient
+failures (5xx, QUOTA_EXCEEDED) are left for the job's next attempt (RQ retries it with backoff).
+"""
 
 from __future__ import annotations
 
 import logging
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from geoalchemy2.shape import from_shape
+from sqlalchemy import select, text, update
+
+from backend.alerts import notifier as notifiers
+from backend.alerts.models import Alert
+from backend.extensions import db
+from backend.hubs.models import SafeHub
+from backend.outbox import service as outbox
 
 log = logging.getLogger(__name__)
 
+SEND_TASK = ("alerts.send", "alerts")
+LEASE_S = 300  # a claimed delivery not recorded after this long is claimed again (its worker died)
+
+
+class TransientFailures(Exception):
+    """Some pushes failed for a reason that may pass; the job is retried for those devices only."""
+
+
+class UnknownHub(ValueError):
+    pass
+
+
+def create_alert(data: dict[str, Any], staff_uid: str) -> Alert:
+    """Record an alert and its fan-out task in one transaction (the worker sends it)."""
+    area = data["area"]
+    radius_m = area.get("radius_m")
+    hub_id = area.get("safe_hub_id")
+    if hub_id is not None:
+        hub = db.session.get(SafeHub, hub_id)
+        if hub is None:
+            raise UnknownHub(hub_id)
+        geometry = hub.location
+    elif "polygon" in area:
+        geometry = from_shape(area["polygon"], srid=4326)
+    else:
+        geometry = from_shape(area["center"], srid=4326)
+    alert = Alert(title=data["title"], body=data["body"], severity=data["severity"], area=geometry,
+                  radius_m=radius_m, safe_hub_id=hub_id, expires_at=data["expires_at"], created_by=staff_uid)
+    db.session.add(alert)
+    db.session.flush()
+    outbox.add(SEND_TASK[0], SEND_TASK[1], {"alert_id": str(alert.id)})
+    db.session.commit()
+    return alert
+
+
+def get_alert(alert_id: uuid.UUID) -> Alert | None:
+    return db.session.get(Alert, alert_id)
+
+
+# Devices the alert reaches: those whose owners asked for alerts within radius_m of them, and whose
+# (coarse) location is that close to the alert's area. The index narrows by the largest radius.
+_TARGET = text("""
+    INSERT INTO alert_deliveries (alert_id, device_id)
+    SELECT a.id, d.id
+    FROM alerts a
+    JOIN devices d ON d.location IS NOT NULL
+        AND ST_DWithin(d.location::geography, a.area::geography, coalesce(a.radius_m, 0) + 5000)
+        AND ST_Distance(d.location::geography, a.area::geography) <= coalesce(a.radius_m, 0) + d.radius_m
+    WHERE a.id = :alert_id
+    ON CONFLICT DO NOTHING
+""")
+
+# The claimed rows are picked once (a MATERIALIZED CTE): a LIMIT ... SKIP LOCKED subquery joined into
+# an UPDATE may be rescanned by a nested loop and claim more than one batch.
+_CLAIM = text("""
+    WITH claimed AS MATERIALIZED (
+        SELECT device_id FROM alert_deliveries
+        WHERE alert_id = :alert_id AND (status = 'pending'
+              OR (status = 'sending' AND updated_at < clock_timestamp() - make_interval(secs => :lease_s)))
+        ORDER BY device_id LIMIT :batch
+        FOR UPDATE SKIP LOCKED
+    ), updated AS (
+        UPDATE alert_deliveries AS ad SET status = 'sending', attempts = ad.attempts + 1,
+                                          updated_at = clock_timestamp()
+        FROM claimed
+        WHERE ad.alert_id = :alert_id AND ad.device_id = claimed.device_id
+        RETURNING ad.device_id
+    )
+    SELECT u.device_id, d.token FROM updated u LEFT JOIN devices d ON d.id = u.device_id
+""")
+
+_RECORD = text("""
+    UPDATE alert_deliveries AS ad SET status = r.status, last_error = r.error, updated_at = clock_timestamp()
+    FROM unnest(CAST(:device_ids AS uuid[]), CAST(:statuses AS text[]), CAST(:errors AS text[]))
+        AS r (device_id, status, error)
+    WHERE ad.alert_id = :alert_id AND ad.device_id = r.device_id
+""")
+
+_FIGURES = text("""
+    UPDATE alerts SET
+        targeted = f.targeted, sent = f.sent, failed = f.failed, pruned = f.pruned,
+        status = CASE WHEN f.unfinished > 0 THEN 'sending' ELSE 'sent' END, updated_at = clock_timestamp()
+    FROM (
+        SELECT count(*) AS targeted,
+               count(*) FILTER (WHERE status = 'sent') AS sent,
+               count(*) FILTER (WHERE status = 'failed') AS failed,
+               count(*) FILTER (WHERE status = 'pruned') AS pruned,
+               count(*) FILTER (WHERE status IN ('pending', 'sending', 'retry')) AS unfinished
+        FROM alert_deliveries WHERE alert_id = :alert_id
+    ) AS f
+    WHERE alerts.id = :alert_id
+    RETURNING f.unfinished
+""")
+
+
+def _payload(alert: Alert) -> dict[str, str]:
+    return {"type": "alert", "alert_id": str(alert.id), "severity": alert.severity,
+            "expires_at": alert.expires_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z"),
+            "deep_link": f"safetravel://alerts/{alert.id}"}
+
+
+def send_alert(alert_id: str, batch: int = notifiers.MAX_BATCH) -> dict[str, int]:
+    """Send an alert to its devices, each at most once; safe to run again after any failure."""
+    session = db.session
+    alert = session.get(Alert, uuid.UUID(alert_id))
+    if alert is None or alert.status == "sent":
+        return {}
+    session.execute(update(Alert).where(Alert.id == alert.id).values(status="sending"))
+    session.execute(_TARGET, {"alert_id": alert.id})
+    # Transient failures of an earlier attempt are due again now.
+    session.execute(text("UPDATE alert_deliveries SET status = 'pending' WHERE alert_id = :a AND status = 'retry'"),
+                    {"a": alert.id})
+    session.commit()
+    send = notifiers.notifier().send
+    payload = _payload(alert)
+    while True:
+        claimed = session.execute(_CLAIM, {"alert_id": alert.id, "batch": batch, "lease_s": LEASE_S}).all()
+        session.commit()
+        if not claimed:
+            break
+        gone = [row.device_id for row in claimed if row.token is None]
+        live = [row for row in claimed if row.token is not None]
+        try:
+            outcomes = send([notifiers.Push(row.token, alert.title, alert.body, payload) for row in live]) if live else []
+        except Exception as exc:  # the whole batch failed (FCM unreachable, credentials refused): try later
+            log.warning("alert %s: a batch of %d failed: %s", alert_id, len(live), exc)
+            outcomes = [notifiers.Outcome(False, transient=True, error=f"{type(exc).__name__}"[:300]) for _ in live]
+        ids, statuses, errors, dead = [], [], [], []
+        for row, outcome in zip(live, outcomes):
+            ids.append(row.device_id)
+            if outcome.sent:
+                statuses.append("sent")
+            elif outcome.dead_token:
+                statuses.append("pruned")
+                dead.append(row.token)
+            else:
+                statuses.append("retry" if outcome.transient else "failed")
+            errors.append(outcome.error)
+        for device_id in gone:
+            ids.append(device_id)
+            statuses.append("failed")
+            errors.append("device removed before sending")
+        session.execute(_RECORD, {"alert_id": alert.id, "device_ids": ids, "statuses": statuses, "errors": errors})
+        if dead:
+            session.execute(text("DELETE FROM devices WHERE token = ANY(:tokens)"), {"tokens": dead})
+        session.commit()
+    unfinished = session.execute(_FIGURES, {"alert_id": alert.id}).scalar()
+    session.commit()
+    figures = {k: getattr(session.get(Alert, alert.id), k) for k in ("targeted", "sent", "failed", "pruned")}
+    if unfinished:
+        raise TransientFailures(f"alert {alert_id}: {unfinished} device(s) to try again")
+    log.info("alert %s sent: %s", alert_id, figures)
+    return figures
+
+
+_NEARBY = text("""
+    SELECT id FROM alerts
+    WHERE expires_at > :now
+      AND ST_DWithin(area::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, coalesce(radius_m, 0))
+    ORDER BY created_at DESC
+    LIMIT 100
+""")
+
+
+def active_alerts_at(lon: float, lat: float, now: datetime | None = None) -> list[Alert]:
+    """Active alerts whose area covers a point, newest first."""
+    ids = db.session.scalars(_NEARBY, {"lon": lon, "lat": lat, "now": now or datetime.now(timezone.utc)}).all()
+    alerts = {a.id: a for a in db.session.scalars(select(Alert).where(Alert.id.in_(ids)))}
+    return [alerts[i] for i in ids]
+
 
 def check_cluster_for_report(report_id: str) -> None:
-    """Look for a cluster around a new spiking or harassment report. Runs exactly once per report
-    inside its outbox task's transaction. No detection yet: this only records the call."""
-    log.info("alerts: report %s queued for a cluster check (detection arrives with the alerts issue)", report_id)
+    """Look for a cluster around a new spiking or harassment report (filled in with cluster detection)."""
+    log.info("alerts: report %s queued for a cluster check (cluster detection is not built yet)", report_id)

@@ -82,15 +82,18 @@ def enqueue(tasks: Sequence[Any]) -> None:
         pipe.execute()
 
 
+# The claimed rows are picked once (a MATERIALIZED CTE): a LIMIT ... SKIP LOCKED subquery inside an
+# UPDATE may be rescanned by a nested loop and claim more than ``limit`` rows.
 _CLAIM = text("""
-    UPDATE outbox SET enqueued_at = clock_timestamp()
-    WHERE id IN (
+    WITH claimed AS MATERIALIZED (
         SELECT id FROM outbox
         WHERE done_at IS NULL AND enqueued_at IS NULL AND attempts < :max_attempts
         ORDER BY id LIMIT :limit
         FOR UPDATE SKIP LOCKED
     )
-    RETURNING id, task, queue, payload
+    UPDATE outbox SET enqueued_at = clock_timestamp()
+    FROM claimed WHERE outbox.id = claimed.id
+    RETURNING outbox.id, outbox.task, outbox.queue, outbox.payload
 """)
 
 

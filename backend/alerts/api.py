@@ -1,0 +1,58 @@
+"""Alerts over HTTP (PRODUCT.md, "Safe hubs and alerts")."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import abort
+
+from backend.alerts import service
+from backend.auth import ANY_SIGNED_IN, STAFF, current_principal, requires
+from backend.http import Blueprint
+from schemas.alerts import AlertInSchema, AlertSchema, NearbyAlertSchema, NearbyArgsSchema
+
+blp = Blueprint("alerts", __name__, url_prefix="/api/v1", description="Geofenced alerts")
+
+
+@blp.route("/alerts")
+class Alerts(MethodView):
+    @requires(*STAFF)
+    @blp.arguments(AlertInSchema())
+    @blp.response(202, AlertSchema)
+    def post(self, data: dict[str, Any]):
+        """Send a geofenced push (staff): answered 202, sent by a worker
+
+        `area` is `{"center": Point, "radius_m": n}`, `{"polygon": Polygon}` or
+        `{"safe_hub_id": id, "radius_m": n}`. Devices are reached when the area lies within their own
+        `radius_m`. Follow `GET /alerts/{id}` for the delivery figures.
+        """
+        try:
+            alert = service.create_alert(data, current_principal().uid)
+        except service.UnknownHub:
+            abort(422, errors={"area": {"safe_hub_id": ["no such safe hub"]}})
+        return alert, 202, {"Location": f"/api/v1/alerts/{alert.id}"}
+
+
+@blp.route("/alerts/nearby")
+class NearbyAlerts(MethodView):
+    @requires(*ANY_SIGNED_IN)
+    @blp.arguments(NearbyArgsSchema(), location="query")
+    @blp.response(200, NearbyAlertSchema(many=True))
+    def get(self, args: dict[str, Any]):
+        """Active alerts whose area covers a point, newest first"""
+        return service.active_alerts_at(args["lon"], args["lat"])
+
+
+@blp.route("/alerts/<uuid:alert_id>")
+class AlertById(MethodView):
+    @requires(*STAFF)
+    @blp.response(200, AlertSchema)
+    @blp.alt_response(404, description="No such alert")
+    def get(self, alert_id: uuid.UUID):
+        """An alert's status (queued, sending, sent, failed) and delivery figures (staff)"""
+        alert = service.get_alert(alert_id)
+        if alert is None:
+            abort(404, message="No such alert.")
+        return alert

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from geoalchemy2 import Geometry
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, text
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.extensions import Base
+
+SEVERITIES = ("info", "warning", "urgent")
+STATUSES = ("queued", "sending", "sent", "failed")
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()"))
+    title: Mapped[str] = mapped_column(String(100))
+    body: Mapped[str] = mapped_column(String(1000))
+    severity: Mapped[str] = mapped_column(String(16))
+    area = mapped_column(Geometry("GEOMETRY", srid=4326, spatial_index=False), nullable=False)
+    radius_m: Mapped[int | None] = mapped_column(Integer)
+    safe_hub_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), server_default="queued")
+    targeted: Mapped[int] = mapped_column(Integer, server_default="0")
+    sent: Mapped[int] = mapped_column(Integer, server_default="0")
+    failed: Mapped[int] = mapped_column(Integer, server_default="0")
+    pruned: Mapped[int] = mapped_column(Integer, server_default="0")
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("clock_timestamp()"))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("clock_timestamp()"))
+
+    __table_args__ = (
+        CheckConstraint("severity IN ('info', 'warning', 'urgent')", name="ck_alerts_severity"),
+        CheckConstraint("status IN ('queued', 'sending', 'sent', 'failed')", name="ck_alerts_status"),
+        CheckConstraint("GeometryType(area) = 'POLYGON' OR (GeometryType(area) = 'POINT' AND radius_m > 0)",
+                        name="ck_alerts_area"),
+        Index("ix_alerts_area_geog", text("(area::geography)"), postgresql_using="gist"),
+        Index("ix_alerts_expires_at", "expires_at"),
+    )
+
+
+class AlertDelivery(Base):
+    """One alert to one device: claimed, sent, and recorded, so that nothing is sent twice."""
+
+    __tablename__ = "alert_deliveries"
+
+    alert_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
+    device_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("clock_timestamp()"))
+
+    __table_args__ = (
+        PrimaryKeyConstraint("alert_id", "device_id", name="alert_deliveries_pkey"),
+        CheckConstraint("status IN ('pending', 'sending', 'sent', 'failed', 'pruned', 'retry')",
+                        name="ck_alert_deliveries_status"),
+        Index("ix_alert_deliveries_unsent", "alert_id", "status",
+              postgresql_where=text("status IN ('pending', 'sending', 'retry')")),
+    )
