@@ -42,6 +42,10 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     max_batch_body_bytes: int = 4 * 1024 * 1024
     db_pool_size: int = 10
+    # Cluster detection (PRODUCT.md): this many reports of one category within this radius and time.
+    cluster_min_reports: int = 3
+    cluster_radius_m: int = 300
+    cluster_window_h: int = 6
     redis_timeout_s: float = 0.5
 
     @property
@@ -70,6 +74,9 @@ class Settings:
             report_retention_days=_int(env, "REPORT_RETENTION_DAYS", cls.report_retention_days, minimum=1),
             city_timezone=env.get("CITY_TIMEZONE") or cls.city_timezone,
             db_pool_size=_int(env, "DB_POOL_SIZE", cls.db_pool_size, minimum=1),
+            cluster_min_reports=_int(env, "CLUSTER_MIN_REPORTS", cls.cluster_min_reports, minimum=2),
+            cluster_radius_m=_int(env, "CLUSTER_RADIUS_M", cls.cluster_radius_m, minimum=10),
+            cluster_window_h=_int(env, "CLUSTER_WINDOW_H", cls.cluster_window_h, minimum=1),
         )
         settings.validate()
         return settings
@@ -98,3 +105,10 @@ def _normalise_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
     return url
+
+
+def current_settings() -> Settings:
+    """The running app's settings; outside an app (a script, a test helper), the environment's."""
+    from flask import current_app, has_app_context
+
+    return current_app.config["SETTINGS"] if has_app_context() else Settings.from_env()

@@ -1,6 +1,6 @@
 """Every model, imported in one place so that Alembic and the tests see the whole schema."""
 
-from backend.alerts.models import Alert, AlertDelivery
+from backend.alerts.models import Alert, AlertDelivery, Cluster, ClusterReport
 from backend.councils.models import CouncilArea
 from backend.devices.models import Device
 from backend.extensions import Base
@@ -11,6 +11,7 @@ from backend.reports.models import Report, ReportStatusChange
 from backend.users.models import User
 
 __all__ = [
-    "Alert", "AlertDelivery", "Base", "CouncilArea", "Device", "HeatmapCell", "HeatmapReporter", "HeatmapRetained",
-    "HeatmapTotal", "OutboxTask", "Report", "ReportStatusChange", "SafeHub", "User",
+    "Alert", "AlertDelivery", "Base", "Cluster", "ClusterReport", "CouncilArea", "Device", "HeatmapCell",
+    "HeatmapReporter", "HeatmapRetained", "HeatmapTotal", "OutboxTask", "Report", "ReportStatusChange",
+    "SafeHub", "User",
 ]

@@ -33,7 +33,7 @@ from tests.factories import Caller
 ROOT = Path(__file__).resolve().parent.parent
 APP_TABLES = (
     "report_status_changes", "reports", "users", "outbox", "heatmap_cells", "heatmap_retained", "heatmap_reporters",
-    "heatmap_totals", "safe_hubs", "devices", "alert_deliveries", "alerts",
+    "heatmap_totals", "safe_hubs", "devices", "alert_deliveries", "cluster_reports", "clusters", "alerts",
 )
 
 

@@ -33,8 +33,11 @@ class Alert(Base):
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("clock_timestamp()"))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("clock_timestamp()"))
+    kind: Mapped[str] = mapped_column(String(16), server_default="manual")
+    category: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (
+        CheckConstraint("kind IN ('manual', 'cluster')", name="ck_alerts_kind"),
         CheckConstraint("severity IN ('info', 'warning', 'urgent')", name="ck_alerts_severity"),
         CheckConstraint("status IN ('queued', 'sending', 'sent', 'failed')", name="ck_alerts_status"),
         CheckConstraint("GeometryType(area) = 'POLYGON' OR (GeometryType(area) = 'POINT' AND radius_m > 0)",
@@ -63,3 +66,34 @@ class AlertDelivery(Base):
         Index("ix_alert_deliveries_unsent", "alert_id", "status",
               postgresql_where=text("status IN ('pending', 'sending', 'retry')")),
     )
+
+
+class Cluster(Base):
+    """Several reports of one category close in space and time; it has exactly one alert."""
+
+    __tablename__ = "clusters"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()"))
+    category: Mapped[str] = mapped_column(String(32))
+    centre = mapped_column(Geometry("POINT", srid=4326, spatial_index=False), nullable=False)
+    radius_m: Mapped[int] = mapped_column(Integer)
+    first_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    report_count: Mapped[int] = mapped_column(Integer)
+    alert_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("clock_timestamp()"))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("clock_timestamp()"))
+
+    __table_args__ = (
+        Index("ix_clusters_centre_geog", text("(centre::geography)"), postgresql_using="gist"),
+        Index("ix_clusters_category_last_at", "category", "last_at"),
+    )
+
+
+class ClusterReport(Base):
+    __tablename__ = "cluster_reports"
+
+    cluster_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clusters.id", ondelete="CASCADE"))
+    report_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"))
+
+    __table_args__ = (PrimaryKeyConstraint("cluster_id", "report_id", name="cluster_reports_pkey"),)

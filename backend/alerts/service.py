@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from geoalchemy2.shape import from_shape
-from sqlalchemy import select, text, update
+import shapely
+from geoalchemy2.shape import from_shape, to_shape
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
 
 from backend.alerts import notifier as notifiers
-from backend.alerts.models import Alert
+from backend.alerts.models import Alert, Cluster, ClusterReport
+from backend.config import current_settings
 from backend.extensions import db
 from backend.hubs.models import SafeHub
 from backend.outbox import service as outbox
@@ -64,15 +67,27 @@ def get_alert(alert_id: uuid.UUID) -> Alert | None:
     return db.session.get(Alert, alert_id)
 
 
-# Devices the alert reaches: those whose owners asked for alerts within radius_m of them, and whose
-# (coarse) location is that close to the alert's area. The index narrows by the largest radius.
-_TARGET = text("""
+# Devices a manual alert reaches: those whose owners asked for alerts within radius_m of them, and
+# whose (coarse) location is that close to the alert's area. The index narrows by the largest radius.
+_TARGET_MANUAL = text("""
     INSERT INTO alert_deliveries (alert_id, device_id)
     SELECT a.id, d.id
     FROM alerts a
     JOIN devices d ON d.location IS NOT NULL
         AND ST_DWithin(d.location::geography, a.area::geography, coalesce(a.radius_m, 0) + 5000)
         AND ST_Distance(d.location::geography, a.area::geography) <= coalesce(a.radius_m, 0) + d.radius_m
+    WHERE a.id = :alert_id
+    ON CONFLICT DO NOTHING
+""")
+# A cluster alert reaches the safety team's devices, wherever they are, and the commuters who opted in
+# to its category and are inside the cluster's radius.
+_TARGET_CLUSTER = text("""
+    INSERT INTO alert_deliveries (alert_id, device_id)
+    SELECT a.id, d.id FROM alerts a JOIN devices d ON d.audience = 'staff' WHERE a.id = :alert_id
+    UNION
+    SELECT a.id, d.id FROM alerts a
+    JOIN devices d ON d.location IS NOT NULL AND a.category = ANY(d.categories)
+        AND ST_DWithin(d.location::geography, a.area::geography, a.radius_m)
     WHERE a.id = :alert_id
     ON CONFLICT DO NOTHING
 """)
@@ -93,7 +108,7 @@ _CLAIM = text("""
         WHERE ad.alert_id = :alert_id AND ad.device_id = claimed.device_id
         RETURNING ad.device_id
     )
-    SELECT u.device_id, d.token FROM updated u LEFT JOIN devices d ON d.id = u.device_id
+    SELECT u.device_id, d.token, d.audience FROM updated u LEFT JOIN devices d ON d.id = u.device_id
 """)
 
 _RECORD = text("""
@@ -133,13 +148,14 @@ def send_alert(alert_id: str, batch: int = notifiers.MAX_BATCH) -> dict[str, int
     if alert is None or alert.status == "sent":
         return {}
     session.execute(update(Alert).where(Alert.id == alert.id).values(status="sending"))
-    session.execute(_TARGET, {"alert_id": alert.id})
+    session.execute(_TARGET_CLUSTER if alert.kind == "cluster" else _TARGET_MANUAL, {"alert_id": alert.id})
     # Transient failures of an earlier attempt are due again now.
     session.execute(text("UPDATE alert_deliveries SET status = 'pending' WHERE alert_id = :a AND status = 'retry'"),
                     {"a": alert.id})
     session.commit()
     send = notifiers.notifier().send
     payload = _payload(alert)
+    commuter_body = _commuter_body(alert) if alert.kind == "cluster" else alert.body
     while True:
         claimed = session.execute(_CLAIM, {"alert_id": alert.id, "batch": batch, "lease_s": LEASE_S}).all()
         session.commit()
@@ -148,7 +164,10 @@ def send_alert(alert_id: str, batch: int = notifiers.MAX_BATCH) -> dict[str, int
         gone = [row.device_id for row in claimed if row.token is None]
         live = [row for row in claimed if row.token is not None]
         try:
-            outcomes = send([notifiers.Push(row.token, alert.title, alert.body, payload) for row in live]) if live else []
+            outcomes = send([
+                notifiers.Push(row.token, alert.title, alert.body if row.audience == "staff" else commuter_body, payload)
+                for row in live
+            ]) if live else []
         except Exception as exc:  # the whole batch failed (FCM unreachable, credentials refused): try later
             log.warning("alert %s: a batch of %d failed: %s", alert_id, len(live), exc)
             outcomes = [notifiers.Outcome(False, transient=True, error=f"{type(exc).__name__}"[:300]) for _ in live]
@@ -196,6 +215,94 @@ def active_alerts_at(lon: float, lat: float, now: datetime | None = None) -> lis
     return [alerts[i] for i in ids]
 
 
-def check_cluster_for_report(report_id: str) -> None:
-    """Look for a cluster around a new spiking or harassment report (filled in with cluster detection)."""
-    log.info("alerts: report %s queued for a cluster check (cluster detection is not built yet)", report_id)
+def _commuter_body(alert: Alert) -> str:
+    """What opted-in commuters near a cluster are told: the nearest safe hubs open now."""
+    from backend.hubs.service import nearest_hubs
+
+    centre = to_shape(alert.area)
+    hubs = nearest_hubs(centre.x, centre.y, 3, open_now=True, at=datetime.now(timezone.utc), tz=current_settings().tz)
+    places = "; ".join(f"{h.hub.name} ({round(h.distance_m / 10) * 10:.0f} m)" for h in hubs)
+    return f"{alert.body} Nearest open safe places: {places}." if places else alert.body
+
+
+CLUSTER_WORDS = {"spiking": ("Spiking", "urgent"), "harassment": ("Harassment", "warning")}
+
+_NEARBY_CONDITION = """
+    category = :category
+    AND occurred_at BETWEEN :at - make_interval(hours => :window_h) AND :at + make_interval(hours => :window_h)
+    AND ST_DWithin(location::geography, ST_GeomFromWKB(:location, 4326)::geography, :radius_m)
+"""
+_NEARBY_REPORTS = text(f"""
+    SELECT count(*) AS n, min(occurred_at) AS first_at, max(occurred_at) AS last_at,
+           ST_AsBinary(ST_Centroid(ST_Collect(location))) AS centre
+    FROM reports WHERE {_NEARBY_CONDITION}
+""")
+
+_KNOWN_CLUSTER = text("""
+    SELECT id, alert_id FROM clusters
+    WHERE category = :category
+      AND ST_DWithin(centre::geography, ST_GeomFromWKB(:location, 4326)::geography, radius_m)
+      AND last_at >= :at - make_interval(hours => :window_h) AND first_at <= :at + make_interval(hours => :window_h)
+    ORDER BY last_at DESC LIMIT 1
+""")
+
+
+def check_cluster_for_report(report_id: str) -> str | None:
+    """After a spiking or harassment report: is there now a cluster (PRODUCT.md defaults: 3 or more
+    reports of one category within 300 m and 6 hours)? A new cluster gets exactly one alert, pushed to
+    the safety team and to opted-in commuters inside it; a report in a known cluster updates it and its
+    alert, and pushes nothing. Runs in its outbox task's transaction. Returns what it did."""
+    settings = current_settings()
+    report = db.session.execute(
+        text("SELECT category, ST_AsBinary(location) AS location, occurred_at FROM reports WHERE id = :id"),
+        {"id": report_id},
+    ).one_or_none()
+    if report is None or report.category not in CLUSTER_WORDS:
+        return None
+    # One check at a time per category: two reports of one new cluster never make two alerts.
+    db.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"cluster:{report.category}"})
+    params = {"category": report.category, "location": bytes(report.location), "at": report.occurred_at,
+              "window_h": settings.cluster_window_h, "radius_m": settings.cluster_radius_m}
+    known = db.session.execute(_KNOWN_CLUSTER, params).one_or_none()
+    if known is not None:
+        cluster = db.session.get(Cluster, known.id)
+        db.session.execute(insert(ClusterReport).values(cluster_id=cluster.id, report_id=report_id)
+                           .on_conflict_do_nothing())
+        cluster.report_count = db.session.scalar(
+            select(func.count()).select_from(ClusterReport).where(ClusterReport.cluster_id == cluster.id))
+        cluster.first_at = min(cluster.first_at, report.occurred_at)
+        cluster.last_at = max(cluster.last_at, report.occurred_at)
+        cluster.updated_at = datetime.now(timezone.utc)
+        alert = db.session.get(Alert, cluster.alert_id) if cluster.alert_id else None
+        if alert is not None:
+            alert.body = _cluster_text(report.category, cluster.report_count, settings)
+            alert.expires_at = max(alert.expires_at, datetime.now(timezone.utc) + timedelta(hours=settings.cluster_window_h))
+            alert.updated_at = datetime.now(timezone.utc)
+        return "updated"
+    nearby = db.session.execute(_NEARBY_REPORTS, params).one()
+    if nearby.n < settings.cluster_min_reports:
+        return None
+    word, severity = CLUSTER_WORDS[report.category]
+    centre = from_shape(shapely.from_wkb(bytes(nearby.centre)), srid=4326)
+    alert = Alert(title=f"{word} reports nearby", body=_cluster_text(report.category, nearby.n, settings),
+                  severity=severity, area=centre, radius_m=settings.cluster_radius_m, kind="cluster",
+                  category=report.category, created_by="cluster-detection",
+                  expires_at=datetime.now(timezone.utc) + timedelta(hours=settings.cluster_window_h))
+    db.session.add(alert)
+    db.session.flush()
+    cluster = Cluster(category=report.category, centre=centre, radius_m=settings.cluster_radius_m,
+                      first_at=nearby.first_at, last_at=nearby.last_at, report_count=nearby.n, alert_id=alert.id)
+    db.session.add(cluster)
+    db.session.flush()
+    db.session.execute(text(f"""
+        INSERT INTO cluster_reports (cluster_id, report_id)
+        SELECT :cluster_id, id FROM reports WHERE {_NEARBY_CONDITION}
+    """), {**params, "cluster_id": cluster.id})
+    outbox.add(SEND_TASK[0], SEND_TASK[1], {"alert_id": str(alert.id)})
+    log.info("new %s cluster of %d reports: alert %s", report.category, nearby.n, alert.id)
+    return "created"
+
+
+def _cluster_text(category: str, count: int, settings: Any) -> str:
+    return (f"{count} {category} reports within {settings.cluster_radius_m} m "
+            f"in {settings.cluster_window_h} hours.")

@@ -20,12 +20,11 @@ from typing import Any
 
 import numpy as np
 import shapely
-from flask import current_app, has_app_context
 from psycopg.errors import SerializationFailure
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from backend.config import Settings
+from backend.config import current_settings
 from backend.extensions import db
 from backend.heatmap.grid import (
     FINE_LEVEL,
@@ -47,8 +46,7 @@ REBUILD_WORK_MEM = "512MB"
 
 
 def _tz() -> str:
-    settings = current_app.config["SETTINGS"] if has_app_context() else Settings.from_env()
-    return settings.city_timezone
+    return current_settings().city_timezone
 
 
 # The columns a report contributes with: its local day and hour, and where it lies in Web Mercator.
