@@ -8,7 +8,7 @@ WITH_STACK := deploy/local/with-stack
 CLI := $(WITH_STACK) $(VENV)/bin/safetravel
 DEMO_REPORTS ?= 25000
 
-.PHONY: help demo run test lint bench-ingest bench-heatmap stack down migrate councils seed venv clean
+.PHONY: help demo run test lint bench-ingest bench-heatmap bench-alerts stack down migrate councils seed venv clean
 
 help:
 	@echo "make demo          run the whole platform with London demo data (Ctrl-C stops it)"
@@ -16,6 +16,7 @@ help:
 	@echo "make test          run the test suite against real PostgreSQL + PostGIS and Redis"
 	@echo "make bench-ingest  reports/s through the API next to raw INSERTs"
 	@echo "make bench-heatmap heatmap rebuild, tiles and freshness on 1,000,000 reports"
+	@echo "make bench-alerts  alert targeting on 1,000,000 devices, fan-out throughput"
 	@echo "make lint          ruff over the code"
 	@echo "make down          stop the local PostgreSQL and Redis"
 
@@ -61,6 +62,9 @@ bench-ingest: venv stack
 
 bench-heatmap: venv stack
 	@$(WITH_STACK) $(VENV)/bin/python -m bench.heatmap $(BENCH_ARGS)
+
+bench-alerts: venv stack
+	@$(WITH_STACK) $(VENV)/bin/python -m bench.alerts $(BENCH_ARGS)
 
 clean: down
 	rm -rf .local $(VENV)

@@ -48,12 +48,20 @@ def test_migrations_apply_from_empty_and_twice_is_a_no_op(empty_database):
     engine.dispose()
 
 
+# Expression indexes whose SQL PostgreSQL rewrites beyond what Alembic can compare to the model.
+UNCOMPARABLE_INDEXES = {"ix_devices_interest"}
+
+
+def _include(obj, name, type_, reflected, compare_to):
+    if type_ == "index" and name in UNCOMPARABLE_INDEXES:
+        return False
+    return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
+
+
 def test_models_match_the_migrations(app):
     from backend.extensions import db
 
     with db.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={
-            "include_object": alembic_helpers.include_object, "compare_type": True,
-        })
+        context = MigrationContext.configure(conn, opts={"include_object": _include, "compare_type": True})
         diff = compare_metadata(context, Base.metadata)
     assert diff == []

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert
 from backend.alerts import notifier as notifiers
 from backend.alerts.models import Alert, Cluster, ClusterReport
 from backend.config import current_settings
+from backend.devices.models import INTEREST_BOX
 from backend.extensions import db
 from backend.hubs.models import SafeHub
 from backend.outbox import service as outbox
@@ -69,16 +70,19 @@ def get_alert(alert_id: uuid.UUID) -> Alert | None:
 
 # Devices a manual alert reaches: those whose owners asked for alerts within radius_m of them, and
 # whose (coarse) location is that close to the alert's area. The index narrows by the largest radius.
-_TARGET_MANUAL = text("""
-    INSERT INTO alert_deliveries (alert_id, device_id)
+TARGET_MANUAL_SELECT = f"""
     SELECT a.id, d.id
     FROM alerts a
     JOIN devices d ON d.location IS NOT NULL
-        AND ST_DWithin(d.location::geography, a.area::geography, coalesce(a.radius_m, 0) + 5000)
-        AND ST_Distance(d.location::geography, a.area::geography) <= coalesce(a.radius_m, 0) + d.radius_m
+        AND ({INTEREST_BOX.replace("location", "d.location").replace("radius_m", "d.radius_m")})
+            && ST_Expand(a.area,
+                         coalesce(a.radius_m, 0) / 110000.0
+                             / greatest(0.05, cos(radians(greatest(abs(ST_YMin(a.area)), abs(ST_YMax(a.area)))))),
+                         coalesce(a.radius_m, 0) / 110000.0)
+        AND ST_DWithin(d.location::geography, a.area::geography, coalesce(a.radius_m, 0) + d.radius_m)
     WHERE a.id = :alert_id
-    ON CONFLICT DO NOTHING
-""")
+"""
+_TARGET_MANUAL = text(f"INSERT INTO alert_deliveries (alert_id, device_id) {TARGET_MANUAL_SELECT} ON CONFLICT DO NOTHING")
 # A cluster alert reaches the safety team's devices, wherever they are, and the commuters who opted in
 # to its category and are inside the cluster's radius.
 _TARGET_CLUSTER = text("""
@@ -192,7 +196,8 @@ def send_alert(alert_id: str, batch: int = notifiers.MAX_BATCH) -> dict[str, int
         session.commit()
     unfinished = session.execute(_FIGURES, {"alert_id": alert.id}).scalar()
     session.commit()
-    figures = {k: getattr(session.get(Alert, alert.id), k) for k in ("targeted", "sent", "failed", "pruned")}
+    session.refresh(alert)
+    figures = {k: getattr(alert, k) for k in ("targeted", "sent", "failed", "pruned")}
     if unfinished:
         raise TransientFailures(f"alert {alert_id}: {unfinished} device(s) to try again")
     log.info("alert %s sent: %s", alert_id, figures)

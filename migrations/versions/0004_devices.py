@@ -17,6 +17,11 @@ branch_labels = None
 depends_on = None
 
 
+# Kept in step with backend/devices/models.py (INTEREST_BOX): the query must repeat the expression.
+INTEREST_BOX = ("ST_Expand(location, radius_m / 110000.0 / greatest(0.05, cos(radians(ST_Y(location)))), "
+                "radius_m / 110000.0)")
+
+
 def upgrade() -> None:
     op.create_table(
         "devices",
@@ -38,9 +43,13 @@ def upgrade() -> None:
         sa.CheckConstraint("radius_m BETWEEN 100 AND 5000", name="ck_devices_radius_m"),
     )
     op.create_index("ix_devices_user_id", "devices", ["user_id"])
-    # Alert targeting: devices within a distance of an area (ST_DWithin on geography).
+    # Devices inside an area (cluster alerts: ST_DWithin on geography with one radius).
     op.execute("CREATE INDEX ix_devices_location_geog ON devices USING gist ((location::geography)) "
                "WHERE location IS NOT NULL")
+    # Manual alerts reach devices whose own radius_m reaches the alert's area: each device's interest box
+    # (its location widened by its radius, in degrees, a little generously) is indexed, so that the index
+    # finds only devices that can be reached, whatever their radius (backend/alerts/service.py).
+    op.execute(f"CREATE INDEX ix_devices_interest ON devices USING gist (({INTEREST_BOX})) WHERE location IS NOT NULL")
     op.create_index("ix_devices_audience", "devices", ["audience"], postgresql_where=sa.text("audience = 'staff'"))
 
 
