@@ -9,6 +9,7 @@ import logging
 from redis import Redis
 from rq import SimpleWorker
 
+from backend.alerts.notifier import notifier
 from worker import queues
 from worker.app import end_of_job, worker_app
 from worker.relay import start_relay
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     app = worker_app()
     settings = app.config["SETTINGS"]
+    notifier()  # chosen now, so that a missing FCM credential is said at start-up, not at the first alert
     # RQ blocks on Redis for minutes at a time: this connection has no short socket timeout.
     connection = Redis.from_url(settings.redis_url, health_check_interval=30)
     worker = SafeTravelWorker(args.queues, connection=connection)

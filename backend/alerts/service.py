@@ -79,7 +79,8 @@ TARGET_MANUAL_SELECT = f"""
                          coalesce(a.radius_m, 0) / 110000.0
                              / greatest(0.05, cos(radians(greatest(abs(ST_YMin(a.area)), abs(ST_YMax(a.area)))))),
                          coalesce(a.radius_m, 0) / 110000.0)
-        AND ST_DWithin(d.location::geography, a.area::geography, coalesce(a.radius_m, 0) + d.radius_m)
+        -- On the sphere: within 0.3 percent of the spheroid, and faster per device.
+        AND ST_DWithin(d.location::geography, a.area::geography, coalesce(a.radius_m, 0) + d.radius_m, false)
     WHERE a.id = :alert_id
 """
 _TARGET_MANUAL = text(f"INSERT INTO alert_deliveries (alert_id, device_id) {TARGET_MANUAL_SELECT} ON CONFLICT DO NOTHING")
@@ -103,7 +104,7 @@ _CLAIM = text("""
         SELECT device_id FROM alert_deliveries
         WHERE alert_id = :alert_id AND (status = 'pending'
               OR (status = 'sending' AND updated_at < clock_timestamp() - make_interval(secs => :lease_s)))
-        ORDER BY device_id LIMIT :batch
+        LIMIT :batch  -- any unfinished ones: the partial index holds only those, however many were sent
         FOR UPDATE SKIP LOCKED
     ), updated AS (
         UPDATE alert_deliveries AS ad SET status = 'sending', attempts = ad.attempts + 1,
