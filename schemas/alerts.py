@@ -80,11 +80,6 @@ class AlertSchema(Schema):
                 "area": area}
 
 
-class NearbyArgsSchema(Schema):
-    lon = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=-180, max=180))
-    lat = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=-90, max=90))
-
-
 class NearbyAlertSchema(AlertSchema):
     class Meta:
         exclude = ("targeted", "sent", "failed", "pruned", "status")

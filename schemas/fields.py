@@ -6,7 +6,7 @@ import math
 from datetime import datetime, timezone
 from typing import Any
 
-from marshmallow import ValidationError, fields
+from marshmallow import Schema, ValidationError, fields, validate
 
 
 class Text(fields.String):
@@ -107,3 +107,10 @@ class BBox(fields.String):
         if east - west > self.max_span_deg or north - south > self.max_span_deg:
             raise ValidationError(f"spans at most {self.max_span_deg:g} degrees each way")
         return west, south, east, north
+
+
+class LonLatArgsSchema(Schema):
+    """A place given in a query string: ``?lon=-0.1145&lat=51.4627``."""
+
+    lon = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=-180, max=180))
+    lat = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=-90, max=90))

@@ -8,7 +8,7 @@ from marshmallow import Schema, ValidationError, fields, pre_dump, validate
 
 from backend.hubs import opening_hours
 from backend.hubs.models import KINDS
-from schemas.fields import BBox, Text, UtcDateTime
+from schemas.fields import BBox, LonLatArgsSchema, Text, UtcDateTime
 from schemas.geojson import PointField
 
 OPENING_HOURS_DOC = (
@@ -64,9 +64,7 @@ class HubListArgsSchema(Schema):
     limit = fields.Integer(load_default=500, validate=validate.Range(min=1, max=2000))
 
 
-class NearestArgsSchema(Schema):
-    lon = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=-180, max=180))
-    lat = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=-90, max=90))
+class NearestArgsSchema(LonLatArgsSchema):
     limit = fields.Integer(load_default=5, validate=validate.Range(min=1, max=50))
     open_now = fields.Boolean(load_default=False)
 

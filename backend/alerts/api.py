@@ -11,7 +11,8 @@ from flask_smorest import abort
 from backend.alerts import service
 from backend.auth import ANY_SIGNED_IN, STAFF, current_principal, requires
 from backend.http import Blueprint
-from schemas.alerts import AlertInSchema, AlertSchema, NearbyAlertSchema, NearbyArgsSchema
+from schemas.alerts import AlertInSchema, AlertSchema, NearbyAlertSchema
+from schemas.fields import LonLatArgsSchema
 
 blp = Blueprint("alerts", __name__, url_prefix="/api/v1", description="Geofenced alerts")
 
@@ -38,7 +39,7 @@ class Alerts(MethodView):
 @blp.route("/alerts/nearby")
 class NearbyAlerts(MethodView):
     @requires(*ANY_SIGNED_IN)
-    @blp.arguments(NearbyArgsSchema(), location="query")
+    @blp.arguments(LonLatArgsSchema(), location="query")
     @blp.response(200, NearbyAlertSchema(many=True))
     def get(self, args: dict[str, Any]):
         """Active alerts whose area covers a point, newest first"""
