@@ -85,7 +85,10 @@ class BBox(fields.String):
     """``minLon,minLat,maxLon,maxLat`` in a query string, loaded as a tuple of four floats."""
 
     def __init__(self, *, max_span_deg: float = 5.0, **kwargs: Any) -> None:
-        metadata = {**kwargs.pop("metadata", {}), "example": "-0.2,51.45,-0.05,51.55"}
+        number = r"-?\d+(\.\d+)?"
+        metadata = {**kwargs.pop("metadata", {}), "example": "-0.2,51.45,-0.05,51.55",
+                    "pattern": f"^{number},{number},{number},{number}$",
+                    "description": "minLon,minLat,maxLon,maxLat"}
         super().__init__(metadata=metadata, **kwargs)
         self.max_span_deg = max_span_deg
 

@@ -47,18 +47,25 @@ def _position(value: Any, where: str) -> tuple[float, float]:
     return lon, lat
 
 
+POSITION_SCHEMA = {"type": "array", "items": {"type": "number", "minimum": -180, "maximum": 180},
+                   "minItems": 2, "maxItems": 3, "description": "[longitude, latitude] (latitude within -90..90)"}
+
+
 class Geometry(fields.Field):
     """Base for one GeoJSON geometry type."""
 
     geometry_type = ""
+    coordinates_schema: dict = {"type": "array"}
 
     def __init__(self, **kwargs: Any) -> None:
         metadata = {
             **kwargs.pop("metadata", {}),
             "type": "object",
             "description": f"A GeoJSON {self.geometry_type} in [longitude, latitude] (WGS 84)",
-            "properties": {"type": {"type": "string", "enum": [self.geometry_type]}, "coordinates": {"type": "array"}},
+            "properties": {"type": {"type": "string", "enum": [self.geometry_type]},
+                           "coordinates": self.coordinates_schema},
             "required": ["type", "coordinates"],
+            "additionalProperties": False,
         }
         super().__init__(metadata=metadata, **kwargs)
 
@@ -94,6 +101,7 @@ def _lists(coords: Any) -> Any:
 
 class PointField(Geometry):
     geometry_type = "Point"
+    coordinates_schema = POSITION_SCHEMA
 
     def build(self, coordinates: Any) -> Point:
         return Point(_position(coordinates, "coordinates"))
@@ -103,6 +111,7 @@ class LineStringField(Geometry):
     geometry_type = "LineString"
 
     def __init__(self, *, max_vertices: int, max_length_m: float, **kwargs: Any) -> None:
+        self.coordinates_schema = {"type": "array", "items": POSITION_SCHEMA, "minItems": 2, "maxItems": max_vertices}
         super().__init__(**kwargs)
         self.max_vertices = max_vertices
         self.max_length_m = max_length_m
@@ -130,6 +139,8 @@ class PolygonField(Geometry):
     geometry_type = "Polygon"
 
     def __init__(self, *, max_vertices: int = 1000, **kwargs: Any) -> None:
+        self.coordinates_schema = {"type": "array", "minItems": 1,
+                                   "items": {"type": "array", "items": POSITION_SCHEMA, "minItems": 4}}
         super().__init__(**kwargs)
         self.max_vertices = max_vertices
 

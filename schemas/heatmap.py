@@ -48,7 +48,9 @@ class Hours(fields.String):
     PART = re.compile(r"^(\d{1,2})(?:-(\d{1,2}))?$")
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(metadata={**kwargs.pop("metadata", {}), "example": "22-4"}, **kwargs)
+        super().__init__(metadata={**kwargs.pop("metadata", {}), "example": "22-4",
+                                   "pattern": r"^\d{1,2}(-\d{1,2})?(,\d{1,2}(-\d{1,2})?)*$",
+                                   "description": "Local hours, end excluded: 22-4, 7-10,16-19, 23"}, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[int, ...]:
         text = super()._deserialize(value, attr, data, **kwargs)
@@ -75,7 +77,10 @@ class Weekdays(fields.String):
     """Local days of the week: ``fri,sat``, ``mon-fri``, ``sat-mon`` (wrapping)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(metadata={**kwargs.pop("metadata", {}), "example": "fri,sat"}, **kwargs)
+        day = "(mon|tue|wed|thu|fri|sat|sun)"
+        super().__init__(metadata={**kwargs.pop("metadata", {}), "example": "fri,sat",
+                                   "pattern": f"^{day}(-{day})?(,{day}(-{day})?)*$",
+                                   "description": "Local days of the week: fri,sat or mon-fri"}, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[int, ...]:
         text = super()._deserialize(value, attr, data, **kwargs).lower()

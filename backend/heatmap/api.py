@@ -31,6 +31,7 @@ MVT = "application/vnd.mapbox-vector-tile"
 HOTSPOT_DEFAULT_DAYS = 28
 TILE_MAX_AGE_S = 60
 PUBLIC_MAX_AGE_S = 300
+WHOLE_MAP_MAX_LEVEL = 16  # from this level on, /heatmap needs a bbox
 
 
 def _filters(args: dict[str, Any], window: tuple | None = None) -> service.Filters:
@@ -72,6 +73,9 @@ class Heatmap(MethodView):
         e.g. `22-4`, end excluded), `days` (e.g. `fri,sat`).
         """
         level = grid.level_for_zoom(args["zoom"])
+        if level >= WHOLE_MAP_MAX_LEVEL and not args.get("bbox"):
+            # Street-level cells of a whole city are tiles' work; as GeoJSON they need a box.
+            abort(422, errors={"bbox": [f"is required at zoom {args['zoom']} (cells of level {level})"]})
         found = service.cells(_filters(args), service.Area.bbox(level, args.get("bbox")), args["limit"] + 1)
         truncated = len(found) > args["limit"]
         return {"type": "FeatureCollection", "level": level, "truncated": truncated,

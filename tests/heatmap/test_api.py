@@ -40,10 +40,10 @@ def peckham_reports():
 
 
 def test_heatmap_answers_geojson_cells_with_per_category_counts(client, staff, peckham_reports):
-    response = client.get("/api/v1/heatmap", query_string={"zoom": 12}, headers=staff.headers())
+    response = client.get("/api/v1/heatmap", query_string={"zoom": 11}, headers=staff.headers())
     assert response.status_code == 200
     body = response.json
-    assert body["type"] == "FeatureCollection" and body["level"] == 16 and body["truncated"] is False
+    assert body["type"] == "FeatureCollection" and body["level"] == 14 and body["truncated"] is False
     feature = body["features"][0]
     assert feature["geometry"]["type"] == "Polygon"
     props = feature["properties"]
@@ -107,7 +107,7 @@ def test_changing_a_filter_changes_the_tile(client, staff, peckham_reports):
 def test_council_sees_only_cells_inside_its_area(client, southwark, camden, staff, peckham_reports):
     add_report("camdener", *CAMDEN_TOWN, NIGHT)
     for caller, expected in ((southwark, 6), (camden, 1), (staff, 7)):
-        features = client.get("/api/v1/heatmap", query_string={"zoom": 14, "category": ["harassment", "spiking"]},
+        features = client.get("/api/v1/heatmap", query_string={"zoom": 11, "category": ["harassment", "spiking"]},
                               headers=caller.headers()).json["features"]
         assert sum(f["properties"]["count"] for f in features) == expected
     # A Camden tile is empty for Southwark.
@@ -207,3 +207,8 @@ def test_public_heatmap_takes_no_fine_filters_and_is_cacheable(client):
 
 def test_unknown_role_cannot_read_heatmaps(client):
     assert client.get("/api/v1/heatmap", headers=Caller("x", role="superuser").headers()).status_code == 403
+
+
+def test_street_level_cells_as_geojson_need_a_bbox(client, staff):
+    response = client.get("/api/v1/heatmap", query_string={"zoom": 14}, headers=staff.headers())
+    assert response.status_code == 422 and "bbox" in response.json["errors"]
