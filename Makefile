@@ -66,5 +66,6 @@ bench-heatmap: venv stack
 bench-alerts: venv stack
 	@$(WITH_STACK) $(VENV)/bin/python -m bench.alerts $(BENCH_ARGS)
 
-clean: down
-	rm -rf .local $(VENV)
+clean:
+	@$(STACK) purge
+	rm -rf $(VENV)

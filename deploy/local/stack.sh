@@ -7,6 +7,7 @@
 #   deploy/local/stack.sh up        install, then start both (idempotent; prints nothing new if running)
 #   deploy/local/stack.sh down      stop both
 #   deploy/local/stack.sh status    say what is running
+#   deploy/local/stack.sh purge     stop both and delete their data (.local/, and the cluster if kept elsewhere)
 #   deploy/local/stack.sh env       print the environment (DATABASE_URL, REDIS_URL, ...) as `export` lines
 #   deploy/local/stack.sh redis-stop | redis-start | pg-stop | pg-start   (fault drills)
 #
@@ -193,6 +194,19 @@ cmd_down() {
   cmd_redis_stop
 }
 
+cmd_purge() {
+  cmd_down
+  if [ -f "$LOCAL/pg.location" ]; then
+    local home
+    home=$(cat "$LOCAL/pg.location")
+    case "$home" in
+      "$LOCAL"/*|/var/lib/safetravel/*) rm -rf "$home" ;;
+    esac
+  fi
+  rm -rf "$LOCAL"
+  log "local PostgreSQL and Redis data deleted"
+}
+
 cmd_status() {
   if want_pg; then
     if [ -n "$(pg_bindir || true)" ] && [ -f "$LOCAL/pg.location" ] && pg_running; then
@@ -210,11 +224,12 @@ case "${1:-}" in
   install) cmd_install ;;
   up) cmd_up ;;
   down) cmd_down ;;
+  purge) cmd_purge ;;
   status) cmd_status ;;
   env) cmd_env ;;
   pg-start) cmd_pg_start ;;
   pg-stop) cmd_pg_stop ;;
   redis-start) cmd_redis_start ;;
   redis-stop) cmd_redis_stop ;;
-  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 2 ;;
 esac
