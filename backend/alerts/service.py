@@ -23,6 +23,7 @@ from backend.alerts import notifier as notifiers
 from backend.alerts.models import Alert, Cluster, ClusterReport
 from backend.config import current_settings
 from backend.devices.models import INTEREST_BOX
+from backend.devices.service import prune_tokens
 from backend.extensions import db
 from backend.hubs.models import SafeHub
 from backend.outbox import service as outbox
@@ -192,8 +193,7 @@ def send_alert(alert_id: str, batch: int = notifiers.MAX_BATCH) -> dict[str, int
             statuses.append("failed")
             errors.append("device removed before sending")
         session.execute(_RECORD, {"alert_id": alert.id, "device_ids": ids, "statuses": statuses, "errors": errors})
-        if dead:
-            session.execute(text("DELETE FROM devices WHERE token = ANY(:tokens)"), {"tokens": dead})
+        prune_tokens(dead)
         session.commit()
     unfinished = session.execute(_FIGURES, {"alert_id": alert.id}).scalar()
     session.commit()

@@ -14,7 +14,7 @@ from sqlalchemy import delete, text
 from backend.auth import Principal
 from backend.devices.models import Device
 from backend.extensions import db
-from backend.users.service import find_user_id
+from backend.users.service import IDENTITY_CTE, find_user_id
 
 COARSE_M = 100.0
 M_PER_DEG_LAT = 111_320.0
@@ -33,15 +33,11 @@ def _location(value: Any) -> Any:
     return None if value is None else from_shape(coarse(value), srid=4326)
 
 
-_UPSERT = text("""
-    WITH found AS (SELECT id FROM users WHERE firebase_uid = :uid),
-    created_user AS (
-        INSERT INTO users (firebase_uid) SELECT :uid WHERE NOT EXISTS (SELECT FROM found)
-        ON CONFLICT (firebase_uid) DO NOTHING RETURNING id
-    ),
-    owner AS (SELECT id FROM found UNION ALL SELECT id FROM created_user)
+_UPSERT = text(f"""
+    WITH {IDENTITY_CTE}
     INSERT INTO devices (user_id, token, platform, audience, location, radius_m, categories)
-    SELECT owner.id, :token, :platform, :audience, ST_GeomFromWKB(:location, 4326), :radius_m, :categories FROM owner
+    SELECT identity.id, :token, :platform, :audience, ST_GeomFromWKB(:location, 4326), :radius_m, :categories
+    FROM identity
     ON CONFLICT (token) DO UPDATE SET
         user_id = EXCLUDED.user_id, platform = EXCLUDED.platform, audience = EXCLUDED.audience,
         location = EXCLUDED.location, radius_m = EXCLUDED.radius_m, categories = EXCLUDED.categories,

@@ -23,7 +23,7 @@ from backend.councils.models import CouncilArea
 from backend.extensions import db
 from backend.reports.models import Report, ReportStatusChange
 from backend.reports.vocabulary import CLUSTER_CATEGORIES
-from backend.users.service import find_user_id
+from backend.users.service import IDENTITY_CTE, find_user_id
 
 # Follow-up work for each new report, as (task, queue); worker/tasks.py maps names to services.
 HEATMAP_TASK = ("heatmap.apply_report", "heatmap")
@@ -52,22 +52,15 @@ def request_fingerprint(body: dict[str, Any]) -> bytes:
 # One round trip stores a report: find or create the author's identity link, insert the report
 # unless its idempotency key was used, record its follow-up tasks, and wake the outbox relay.
 # ``author_id`` comes back NULL only when a brand-new user's first reports race; then we retry.
-_CREATE_SQL = text("""
-    WITH found AS (
-        SELECT id FROM users WHERE firebase_uid = :uid
-    ), created_user AS (
-        INSERT INTO users (firebase_uid) SELECT :uid WHERE NOT EXISTS (SELECT FROM found)
-        ON CONFLICT (firebase_uid) DO NOTHING
-        RETURNING id
-    ), author AS (
-        SELECT id FROM found UNION ALL SELECT id FROM created_user
-    ), report AS (
+_CREATE_SQL = text(f"""
+    WITH {IDENTITY_CTE}
+    , report AS (
         INSERT INTO reports (author_id, category, subcategory, occurred_at, location, accuracy_m, route, mode, line,
                              station, factors, description, idempotency_key, request_hash)
-        SELECT author.id, :category, :subcategory, :occurred_at, ST_GeomFromWKB(:location, 4326), :accuracy_m,
+        SELECT identity.id, :category, :subcategory, :occurred_at, ST_GeomFromWKB(:location, 4326), :accuracy_m,
                ST_GeomFromWKB(:route, 4326), :mode, :line, :station, :factors, :description, :idempotency_key,
                :request_hash
-        FROM author
+        FROM identity
         ON CONFLICT ON CONSTRAINT uq_reports_author_idempotency_key DO NOTHING
         RETURNING *
     ), tasks AS (
@@ -76,7 +69,7 @@ _CREATE_SQL = text("""
         FROM report, (VALUES (:heatmap_task, :heatmap_queue, true), (:cluster_task, :cluster_queue, :cluster)) AS t (task, queue, wanted)
         WHERE t.wanted
     )
-    SELECT (SELECT id FROM author) AS author_id_checked, report.*, pg_notify('outbox', '') AS notified
+    SELECT (SELECT id FROM identity) AS author_id_checked, report.*, pg_notify('outbox', '') AS notified
     FROM (SELECT) AS one LEFT JOIN report ON true
 """).columns(*Report.__table__.columns, author_id_checked=Report.author_id.type)
 

@@ -9,6 +9,20 @@ from sqlalchemy import delete, select
 from backend.extensions import db
 from backend.users.models import User
 
+# The caller's identity link, found or created on first use, as common table expressions for a
+# statement that needs the caller's internal id in the same round trip: ``identity`` holds it. It is
+# empty only when a brand-new user's first requests race (the other request's insert wins, and this
+# statement's snapshot cannot see it yet): callers run the statement once more.
+IDENTITY_CTE = """
+    found_identity AS (SELECT id FROM users WHERE firebase_uid = :uid),
+    created_identity AS (
+        INSERT INTO users (firebase_uid) SELECT :uid WHERE NOT EXISTS (SELECT FROM found_identity)
+        ON CONFLICT (firebase_uid) DO NOTHING
+        RETURNING id
+    ),
+    identity AS (SELECT id FROM found_identity UNION ALL SELECT id FROM created_identity)
+"""
+
 
 def find_user_id(firebase_uid: str) -> uuid.UUID | None:
     return db.session.scalar(select(User.id).where(User.firebase_uid == firebase_uid))
