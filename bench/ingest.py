@@ -35,10 +35,9 @@ from pathlib import Path
 
 import psycopg
 from redis import Redis
-from sqlalchemy.engine import make_url
 
 from backend.devtokens import emulator_token
-from backend.migrate import upgrade
+from bench.data import bench_database
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -74,22 +73,6 @@ def report_body(i: int) -> dict:
         **({"route": {"type": "LineString", "coordinates": [[-0.1145, 51.4627], [-0.1120, 51.4641]]}}
            if i % 3 == 2 else {}),
     }
-
-
-def prepare_database(url: str) -> str:
-    """Create (if needed), migrate and empty the benchmark database; returns its libpq URL."""
-    target = make_url(url)
-    bench = target.set(database=f"{target.database}_bench")
-    admin_dsn = target.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (bench.database,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{bench.database}"')
-    dsn = bench.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
-    upgrade(bench.render_as_string(hide_password=False))
-    truncate(dsn)
-    return dsn
 
 
 def truncate(dsn: str) -> None:
@@ -218,9 +201,8 @@ def main() -> None:
 
     database_url = os.environ["DATABASE_URL"]
     redis_url = os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/2"  # a Redis database of its own
-    dsn = prepare_database(database_url)
-    bench_sqlalchemy_url = make_url(database_url).set(database=make_url(dsn).database).render_as_string(
-        hide_password=False)
+    bench_sqlalchemy_url, dsn = bench_database(database_url, "bench")
+    truncate(dsn)
     users = [f"bench-user-{n}" for n in range(50)]
     tokens = [emulator_token(u) for u in users]
 
