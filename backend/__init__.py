@@ -64,13 +64,14 @@ def _register_blueprints(api: Api) -> None:
     from backend.alerts.api import blp as alerts
     from backend.councils.api import blp as councils
     from backend.devices.api import blp as devices
+    from backend.exports.api import blp as exports
     from backend.health.api import blp as health
     from backend.heatmap.api import blp as heatmap
     from backend.hubs.api import blp as hubs
     from backend.reports.api import blp as reports
     from backend.users.api import blp as me
 
-    for blueprint in (health, reports, me, councils, heatmap, hubs, devices, alerts):
+    for blueprint in (health, reports, me, councils, heatmap, hubs, devices, alerts, exports):
         api.register_blueprint(blueprint)
 
 

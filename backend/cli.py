@@ -14,6 +14,7 @@ DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 def register(app: Flask) -> None:
     app.cli.add_command(migrate)
     app.cli.add_command(councils)
+    app.cli.add_command(streets)
     app.cli.add_command(demo)
     app.cli.add_command(outbox)
     app.cli.add_command(heatmap)
@@ -44,6 +45,41 @@ def councils_load(path: str, code_field: str, name_field: str) -> None:
 
     count = load_council_areas(path, code_field=code_field, name_field=name_field)
     click.echo(f"loaded {count} council areas from {path}")
+
+
+@click.group()
+def streets() -> None:
+    """The street network (optional): council exports rank street segments when one is loaded."""
+
+
+@streets.command("load")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--layer", default=None, help="layer to read (default: the first)")
+@click.option("--id-field", default=None, help="attribute holding the segment's id in its source")
+@click.option("--name-field", default="name", show_default=True, help="attribute holding the street name")
+@click.option("--class-field", default=None, help="attribute holding the road class")
+@click.option("--append", is_flag=True, help="add to the loaded network instead of replacing it")
+def streets_load(path: str, layer: str | None, id_field: str | None, name_field: str, class_field: str | None,
+                 append: bool) -> None:
+    """Load street segments from a GeoPackage or GeoJSON file (OS Open Roads, an OpenStreetMap extract).
+
+    For OS Open Roads: --layer road_link --id-field id --name-field name_1 --class-field road_classification."""
+    from backend.streets.service import load_street_segments
+
+    try:
+        count = load_street_segments(path, id_field=id_field, name_field=name_field, class_field=class_field,
+                                     layer=layer, replace=not append)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"loaded {count} street segments from {path}")
+
+
+@streets.command("clear")
+def streets_clear() -> None:
+    """Remove the street network: exports go back to grid cells."""
+    from backend.streets.service import clear_street_segments
+
+    click.echo(f"removed {clear_street_segments()} street segments")
 
 
 @click.group()

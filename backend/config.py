@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 APP_ENVS = ("development", "test", "production")
+# Export files in development: next to the local servers' data, outside git.
+DEFAULT_EXPORT_DIR = str(Path(__file__).resolve().parent.parent / ".local" / "exports")
 
 
 class ConfigError(RuntimeError):
@@ -47,6 +50,11 @@ class Settings:
     cluster_radius_m: int = 300
     cluster_window_h: int = 6
     redis_timeout_s: float = 0.5
+    # Council exports: where files are written (shared by the API and the workers), how long they are
+    # kept, and how far a report may be from a street segment to count on it.
+    export_dir: str = DEFAULT_EXPORT_DIR
+    export_ttl_days: int = 7
+    street_match_m: int = 25
 
     @property
     def is_production(self) -> bool:
@@ -77,6 +85,9 @@ class Settings:
             cluster_min_reports=_int(env, "CLUSTER_MIN_REPORTS", cls.cluster_min_reports, minimum=2),
             cluster_radius_m=_int(env, "CLUSTER_RADIUS_M", cls.cluster_radius_m, minimum=10),
             cluster_window_h=_int(env, "CLUSTER_WINDOW_H", cls.cluster_window_h, minimum=1),
+            export_dir=env.get("EXPORT_DIR") or cls.export_dir,
+            export_ttl_days=_int(env, "EXPORT_TTL_DAYS", cls.export_ttl_days, minimum=1),
+            street_match_m=_int(env, "STREET_MATCH_M", cls.street_match_m, minimum=1),
         )
         settings.validate()
         return settings

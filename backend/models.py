@@ -1,17 +1,20 @@
 """Every model, imported in one place so that Alembic and the tests see the whole schema."""
 
 from backend.alerts.models import Alert, AlertDelivery, Cluster, ClusterReport
+from backend.audit.models import AuditEntry
 from backend.councils.models import CouncilArea
 from backend.devices.models import Device
+from backend.exports.models import Export
 from backend.extensions import Base
 from backend.heatmap.models import HeatmapCell, HeatmapReporter, HeatmapRetained, HeatmapTotal
 from backend.hubs.models import SafeHub
 from backend.outbox.models import OutboxTask
 from backend.reports.models import Report, ReportStatusChange
+from backend.streets.models import StreetSegment
 from backend.users.models import User
 
 __all__ = [
-    "Alert", "AlertDelivery", "Base", "Cluster", "ClusterReport", "CouncilArea", "Device", "HeatmapCell",
-    "HeatmapReporter", "HeatmapRetained", "HeatmapTotal", "OutboxTask", "Report", "ReportStatusChange",
-    "SafeHub", "User",
+    "Alert", "AlertDelivery", "AuditEntry", "Base", "Cluster", "ClusterReport", "CouncilArea", "Device", "Export",
+    "HeatmapCell", "HeatmapReporter", "HeatmapRetained", "HeatmapTotal", "OutboxTask", "Report", "ReportStatusChange",
+    "SafeHub", "StreetSegment", "User",
 ]

@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 APP_TABLES = (
     "report_status_changes", "reports", "users", "outbox", "heatmap_cells", "heatmap_retained", "heatmap_reporters",
     "heatmap_totals", "safe_hubs", "devices", "alert_deliveries", "cluster_reports", "clusters", "alerts",
+    "exports", "audit_log", "street_segments",
 )
 
 
@@ -67,6 +68,7 @@ def settings() -> Settings:
         "REDIS_URL": _require("TEST_REDIS_URL"),
         "FIREBASE_PROJECT_ID": "demo-safetravel",
         "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099",
+        "EXPORT_DIR": tempfile.mkdtemp(prefix="safetravel-test-exports-"),
     })
 
 

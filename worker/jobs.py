@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from backend.exports import service as exports
 from backend.outbox import service as outbox
 from worker.tasks import HANDLERS
 
@@ -19,3 +20,8 @@ def sweep_outbox() -> int:
 def purge_outbox() -> int:
     """Forget tasks finished more than a day ago."""
     return outbox.purge_done()
+
+
+def purge_exports() -> int:
+    """Delete the files of expired exports (the export records stay, as the audit trail)."""
+    return exports.delete_expired_files()

@@ -10,6 +10,7 @@ from worker import jobs, queues
 PERIODIC = (
     (jobs.sweep_outbox, queues.MAINTENANCE, 10),
     (jobs.purge_outbox, queues.MAINTENANCE, 3600),
+    (jobs.purge_exports, queues.MAINTENANCE, 3600),
 )
 
 

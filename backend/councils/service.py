@@ -12,7 +12,8 @@ from backend.councils.models import CouncilArea
 from backend.extensions import db
 
 
-def _srid(crs: str | None) -> int:
+def source_srid(crs: str | None) -> int:
+    """The EPSG code of a file's CRS as pyogrio reports it ("EPSG:27700"); WGS 84 when it has none."""
     if not crs:
         return 4326
     authority, _, code = crs.partition(":")
@@ -27,13 +28,13 @@ def load_council_areas(path: str | Path, code_field: str = "code", name_field: s
     meta, _, geometries, field_data = pyogrio.raw.read(str(path), columns=[code_field, name_field])
     names = list(meta["fields"])
     codes, labels = field_data[names.index(code_field)], field_data[names.index(name_field)]
-    source_srid = _srid(meta.get("crs"))
+    srid = source_srid(meta.get("crs"))
     loaded = 0
     for code, label, wkb in zip(codes, labels, geometries):
         if wkb is None:
             continue
         geom = func.ST_Multi(func.ST_CollectionExtract(func.ST_MakeValid(
-            func.ST_Transform(func.ST_SetSRID(func.ST_GeomFromWKB(bytes(wkb)), source_srid), 4326)
+            func.ST_Transform(func.ST_SetSRID(func.ST_GeomFromWKB(bytes(wkb)), srid), 4326)
         ), 3))
         statement = insert(CouncilArea).values(code=str(code).strip(), name=str(label).strip(), geom=geom)
         db.session.execute(statement.on_conflict_do_update(

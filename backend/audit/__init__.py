@@ -1,0 +1,1 @@
+"""The audit log: who did what with sensitive data (exports, ...), and when."""

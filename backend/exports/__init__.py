@@ -1,0 +1,1 @@
+"""Council lighting-improvement exports: ranked places to light, written as files by RQ workers."""
