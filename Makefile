@@ -8,7 +8,7 @@ WITH_STACK := deploy/local/with-stack
 CLI := $(WITH_STACK) $(VENV)/bin/safetravel
 DEMO_REPORTS ?= 25000
 
-.PHONY: help demo run test lint bench-ingest bench-heatmap bench-alerts stack down migrate councils seed venv clean
+.PHONY: help demo run test lint bench-ingest bench-heatmap bench-alerts bench-export stack down migrate councils seed venv clean
 
 help:
 	@echo "make demo          run the whole platform with London demo data (Ctrl-C stops it)"
@@ -17,6 +17,7 @@ help:
 	@echo "make bench-ingest  reports/s through the API next to raw INSERTs"
 	@echo "make bench-heatmap heatmap rebuild, tiles and freshness on 1,000,000 reports"
 	@echo "make bench-alerts  alert targeting on 1,000,000 devices, fan-out throughput"
+	@echo "make bench-export  council export of 1,000,000 reports per format, next to ogr2ogr"
 	@echo "make lint          ruff over the code"
 	@echo "make down          stop the local PostgreSQL and Redis"
 
@@ -65,6 +66,9 @@ bench-heatmap: venv stack
 
 bench-alerts: venv stack
 	@$(WITH_STACK) $(VENV)/bin/python -m bench.alerts $(BENCH_ARGS)
+
+bench-export: venv stack
+	@$(WITH_STACK) $(VENV)/bin/python -m bench.export $(BENCH_ARGS)
 
 clean:
 	@$(STACK) purge

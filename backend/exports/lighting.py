@@ -81,25 +81,28 @@ _CELL_INCIDENCES = f"""
         CROSS JOIN LATERAL ST_DumpPoints(ST_Segmentize(rp.g, {PIECE_M})) AS d
         WHERE rp.g IS NOT NULL
     ),
-    pieces AS (
-        SELECT id, u0, v0, u1, v1, floor(u0)::integer AS ax, floor(v0)::integer AS ay,
-               floor(u1)::integer AS bx, floor(v1)::integer AS by
-        FROM (SELECT id, u AS u0, v AS v0, lead(u) OVER w AS u1, lead(v) OVER w AS v1
-              FROM route_vertices WINDOW w AS (PARTITION BY n ORDER BY i)) AS steps
-        WHERE u1 IS NOT NULL
+    -- A piece lies in the cells of its two ends and, when those are diagonal neighbours, in the corner
+    -- cell on the side of the grid line it crosses first (none when it passes through the corner).
+    corners AS (
+        SELECT id, CASE WHEN first_cross < 0 THEN bx ELSE ax END AS x, CASE WHEN first_cross < 0 THEN ay ELSE by END AS y
+        FROM (
+            SELECT id, ax, ay, bx, by,
+                   sign((greatest(ax, bx) - u0) / (u1 - u0) - (greatest(ay, by) - v0) / (v1 - v0)) AS first_cross
+            FROM (
+                SELECT id, u0, v0, u1, v1, floor(u0)::integer AS ax, floor(v0)::integer AS ay,
+                       floor(u1)::integer AS bx, floor(v1)::integer AS by
+                FROM (SELECT id, u AS u0, v AS v0, lead(u) OVER w AS u1, lead(v) OVER w AS v1
+                      FROM route_vertices WINDOW w AS (PARTITION BY n ORDER BY i)) AS steps
+                WHERE u1 IS NOT NULL
+            ) AS pieces
+            WHERE ax <> bx AND ay <> by
+        ) AS diagonal
+        WHERE first_cross <> 0
     ),
-    -- A piece lies in its start cell and its end cell, and when those are diagonal neighbours, in
-    -- the corner cell on the side of the grid line it crosses first (none when it meets the corner).
     route_places AS (
-        SELECT id, c.x, c.y
-        FROM (SELECT *, CASE WHEN ax <> bx AND ay <> by
-                             THEN sign((greatest(ax, bx) - u0) / (u1 - u0) - (greatest(ay, by) - v0) / (v1 - v0))
-                        END AS first_cross
-              FROM pieces) AS p
-        CROSS JOIN LATERAL (VALUES (ax, ay), (bx, by),
-            (CASE first_cross WHEN -1 THEN bx WHEN 1 THEN ax END, CASE first_cross WHEN -1 THEN ay WHEN 1 THEN by END)
-        ) AS c (x, y)
-        WHERE c.x IS NOT NULL
+        SELECT id, floor(u)::integer AS x, floor(v)::integer AS y FROM route_vertices
+        UNION ALL
+        SELECT id, x, y FROM corners
     ),
     incidences AS (
         SELECT id, x, y FROM point_places UNION SELECT id, x, y FROM route_places

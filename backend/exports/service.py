@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 BUILD_TASK = ("exports.build", "exports")
 FETCH_ROWS = 5000
 PROGRESS_EVERY_S = 1.0
+# The ranking sorts and hashes millions of (report, place) pairs: give its transaction more memory
+# than an API query gets, so that they stay off disk (one export runs per worker at a time).
+WORK_MEM = "64MB"
 # Progress: the query's share of the work (the ranking is complete before the first row arrives).
 QUERY_PROGRESS = 10
 
@@ -160,6 +163,7 @@ def _write(export: Export, places: str, path: Path, settings: Any) -> tuple[int,
     connection = db.session.connection().connection.driver_connection
     written, unmatched, total = 0, None, None
     last_progress_at = 0.0
+    connection.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
     with connection.cursor(name=f"export_{export.id.hex}") as cursor:
         cursor.itersize = FETCH_ROWS
         cursor.execute(sql, params)

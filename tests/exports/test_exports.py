@@ -401,3 +401,22 @@ def test_a_failed_build_says_why_and_leaves_no_file(client, southwark, monkeypat
     assert download.status_code == 409 and "No space left" in download.json["message"]
     # The outbox still holds the task: the worker tries again (tests/worker cover the retries).
     assert db.session.scalar(text("SELECT attempts FROM outbox WHERE done_at IS NULL")) == 1
+
+
+def test_progress_rises_as_the_file_is_written(client, southwark, commuter, monkeypatch):
+    lon, lat = PECKHAM
+    for i in range(12):
+        add_report(commuter.uid, lon + 0.001 * i, lat, local(2026, 11, 1, 21))
+    created = request(client, southwark, format="csv")
+    updates = []
+    monkeypatch.setattr(exports, "FETCH_ROWS", 3)
+    monkeypatch.setattr(exports, "PROGRESS_EVERY_S", 0)
+    monkeypatch.setattr(exports, "_set", lambda export_id, **values: updates.append(values))
+    with client.application.app_context():
+        exports.build_export(created["id"])
+        db.session.commit()  # as the outbox task does
+    assert updates[0]["status"] == "running" and updates[0]["progress"] == 0
+    progress = [u["progress"] for u in updates[1:]]
+    assert progress == [32, 55, 77, 99]  # 10% for the query, then 12 rows in batches of 3
+    status = client.get(f"/api/v1/exports/{created['id']}", headers=southwark.headers()).json
+    assert status["progress"] == 100 and status["rows"] == 12
