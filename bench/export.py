@@ -92,7 +92,7 @@ def floor(ogr2ogr: str, dsn: str, fmt: str, period: tuple[str, str], directory: 
     export_id = new_export(dsn, fmt, period)
     view = f"bench_export_floor_{export_id.replace('-', '')}"
     columns = ", ".join(lighting.output_fields("cells") + (("lon", "lat") if fmt == "csv" else ()))
-    with psycopg.ClientCursor(psycopg.connect(dsn, autocommit=True)) as cursor:
+    with psycopg.connect(dsn, autocommit=True) as conn, psycopg.ClientCursor(conn) as cursor:
         query = cursor.mogrify(lighting.ranking_sql("cells", "geometry"), {"export_id": export_id, "tz": "Europe/London"})
         cursor.execute(f"CREATE VIEW {view} AS SELECT {columns}, geom::geometry(Polygon, 4326) AS geom "
                        f"FROM ({query}) AS ranked ORDER BY rank")
