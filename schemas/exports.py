@@ -11,7 +11,7 @@ from backend.auth import GSS_CODE
 from backend.exports.models import FORMATS, KINDS, STATUSES
 from schemas.fields import UtcDateTime
 from schemas.geojson import PolygonField
-from schemas.heatmap import MAX_WINDOW_DAYS, LocalDay
+from schemas.heatmap import LocalDay, check_local_window
 
 MAX_AREA_SPAN_DEG = 5.0
 
@@ -35,12 +35,7 @@ class ExportInSchema(Schema):
             west, south, east, north = data["area"].bounds
             if east - west > MAX_AREA_SPAN_DEG or north - south > MAX_AREA_SPAN_DEG:
                 raise ValidationError(f"spans at most {MAX_AREA_SPAN_DEG:g} degrees each way", "area")
-        start, end = data.get("from_"), data.get("to")
-        if start and end:
-            if start > end:
-                raise ValidationError("must not be after `to`", "from")
-            if (end - start).days > MAX_WINDOW_DAYS:
-                raise ValidationError(f"the period spans at most {MAX_WINDOW_DAYS} days", "from")
+        check_local_window(data)
 
 
 class ExportSchema(Schema):

@@ -99,6 +99,16 @@ class Weekdays(fields.String):
         return tuple(sorted(days))
 
 
+def check_local_window(data: dict[str, Any]) -> None:
+    """``from_`` not after ``to``, and at most MAX_WINDOW_DAYS apart (heatmaps, exports)."""
+    start, end = data.get("from_"), data.get("to")
+    if start and end:
+        if start > end:
+            raise ValidationError("must not be after `to`", "from")
+        if (end - start).days > MAX_WINDOW_DAYS:
+            raise ValidationError(f"the window spans at most {MAX_WINDOW_DAYS} days", "from")
+
+
 class WindowSchema(Schema):
     from_ = LocalDay(data_key="from", metadata={"description": "First local day counted (inclusive)"})
     to = LocalDay(metadata={"description": "Last local day counted (inclusive)"})
@@ -107,12 +117,7 @@ class WindowSchema(Schema):
 
     @validates_schema
     def _window(self, data: dict[str, Any], **_: Any) -> None:
-        start, end = data.get("from_"), data.get("to")
-        if start and end:
-            if start > end:
-                raise ValidationError("must not be after `to`", "from")
-            if (end - start).days > MAX_WINDOW_DAYS:
-                raise ValidationError(f"the window spans at most {MAX_WINDOW_DAYS} days", "from")
+        check_local_window(data)
 
 
 class HeatmapArgsSchema(WindowSchema):
