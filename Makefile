@@ -8,7 +8,7 @@ WITH_STACK := deploy/local/with-stack
 CLI := $(WITH_STACK) $(VENV)/bin/safetravel
 DEMO_REPORTS ?= 25000
 
-.PHONY: help demo run test lint bench-ingest bench-heatmap bench-alerts bench-export stack down migrate councils seed venv clean
+.PHONY: help demo run test lint browser bench-ingest bench-heatmap bench-alerts bench-export stack down migrate councils seed venv clean
 
 help:
 	@echo "make demo          run the whole platform with London demo data (Ctrl-C stops it)"
@@ -52,11 +52,14 @@ run: councils
 demo: seed
 	@deploy/local/serve.sh
 
-test: venv stack
+test: venv stack browser
 	@$(WITH_STACK) $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: venv
 	@$(VENV)/bin/ruff check backend worker schemas tests bench migrations
+
+browser:
+	@deploy/local/stack.sh browser
 
 bench-ingest: venv stack
 	@$(WITH_STACK) $(VENV)/bin/python -m bench.ingest $(BENCH_ARGS)

@@ -50,6 +50,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     api = Api(app)
     api.spec.components.security_scheme("firebase", auth.SECURITY_SCHEME)
     _register_blueprints(api)
+    from backend.dashboard.views import bp as dashboard
+
+    app.register_blueprint(dashboard)  # an HTML page, not part of the API document
     _register_request_hooks(app, api)
     _register_cli(app)
 

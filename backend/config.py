@@ -55,6 +55,11 @@ class Settings:
     export_dir: str = DEFAULT_EXPORT_DIR
     export_ttl_days: int = 7
     street_match_m: int = 25
+    # The dashboard: a MapLibre style URL for the basemap (none: a plain background with borough
+    # outlines and Underground lines), and the Firebase web app's config for signing in.
+    basemap_style_url: str | None = None
+    firebase_web_api_key: str | None = None
+    firebase_auth_domain: str | None = None
 
     @property
     def is_production(self) -> bool:
@@ -88,6 +93,9 @@ class Settings:
             export_dir=env.get("EXPORT_DIR") or cls.export_dir,
             export_ttl_days=_int(env, "EXPORT_TTL_DAYS", cls.export_ttl_days, minimum=1),
             street_match_m=_int(env, "STREET_MATCH_M", cls.street_match_m, minimum=1),
+            basemap_style_url=env.get("BASEMAP_STYLE_URL") or None,
+            firebase_web_api_key=env.get("FIREBASE_WEB_API_KEY") or None,
+            firebase_auth_domain=env.get("FIREBASE_AUTH_DOMAIN") or None,
         )
         settings.validate()
         return settings

@@ -34,6 +34,7 @@ done
 cat <<MSG
 
   SafeTravel is running.
+    Dashboard     http://127.0.0.1:$PORT/dashboard/   (development sign-in: pick a role)
     API docs      http://127.0.0.1:$PORT/api/docs
     OpenAPI       http://127.0.0.1:$PORT/api/openapi.json
     Health        http://127.0.0.1:$PORT/healthz   (readiness: /readyz)

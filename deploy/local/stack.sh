@@ -8,6 +8,7 @@
 #   deploy/local/stack.sh down      stop both
 #   deploy/local/stack.sh status    say what is running
 #   deploy/local/stack.sh purge     stop both and delete their data (.local/, and the cluster if kept elsewhere)
+#   deploy/local/stack.sh browser   install Debian's Chromium if missing (the dashboard's browser tests)
 #   deploy/local/stack.sh env       print the environment (DATABASE_URL, REDIS_URL, ...) as `export` lines
 #   deploy/local/stack.sh redis-stop | redis-start | pg-stop | pg-start   (fault drills)
 #
@@ -86,6 +87,20 @@ cmd_install() {
   done
   if [ "$created_policy" = 1 ]; then rm -f "$policy"; fi
   if [ "${#packages[@]}" -gt 0 ]; then log "still missing after apt-get: ${packages[*]}"; exit 1; fi
+}
+
+# The dashboard tests drive Debian's Chromium through Playwright (Playwright's own download needs the
+# internet); only `make test` needs it.
+cmd_browser() {
+  [ -x /usr/bin/chromium ] && return 0
+  if [ "$(id -u)" != 0 ]; then
+    log "missing: Debian's chromium (for the dashboard's browser tests)"
+    log "install it with:  sudo apt-get update && sudo apt-get install -y chromium"
+    exit 1
+  fi
+  log "installing chromium (apt-get)"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
 }
 
 # PostgreSQL will not run as root: as root the cluster belongs to the `postgres` system user.
@@ -222,6 +237,7 @@ cmd_status() {
 
 case "${1:-}" in
   install) cmd_install ;;
+  browser) cmd_browser ;;
   up) cmd_up ;;
   down) cmd_down ;;
   purge) cmd_purge ;;

@@ -1,0 +1,1 @@
+"""The safety team's and councils' web dashboard at /dashboard: one page, MapLibre GL JS, the API."""

@@ -1,0 +1,649 @@
+/* The SafeTravel dashboard: one page over the API (docs/api.md). No build step: plain JavaScript,
+   MapLibre GL JS vendored under vendor/. */
+"use strict";
+
+const CONFIG = JSON.parse(document.getElementById("dashboard-config").textContent);
+const API = location.origin + "/api/v1";
+const STAFF = ["safety_team", "admin"];
+const COLOURS = ["#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"];
+const $ = (selector, root = document) => root.querySelector(selector);
+const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
+
+const state = { token: null, user: null, map: null, hubs: [], councils: [], alertCentre: null, picking: null,
+  stops: [1, 5, 20, 50, 150] };
+
+/* ---- the API ---------------------------------------------------------------------------------- */
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.message) || `HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+  detail() {
+    const errors = this.body && this.body.errors;
+    if (!errors) return this.message;
+    return this.message + " " + Object.entries(errors).map(([k, v]) => `${k}: ${flatten(v)}`).join("; ");
+  }
+}
+
+function flatten(value) {
+  if (Array.isArray(value)) return value.map(flatten).join(", ");
+  if (value && typeof value === "object") return Object.entries(value).map(([k, v]) => `${k} ${flatten(v)}`).join(", ");
+  return String(value);
+}
+
+async function api(path, { method = "GET", body, raw = false } = {}) {
+  const headers = { Authorization: `Bearer ${state.token}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(API + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  if (raw) return response;
+  if (response.status === 204) return null;
+  const data = await response.json().catch(() => null);
+  if (response.status === 401) signOut();
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+/* ---- signing in ------------------------------------------------------------------------------- */
+
+function claimsOf(token) {
+  const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+  return JSON.parse(atob(payload + "=".repeat((4 - (payload.length % 4)) % 4)));
+}
+
+function useToken(token) {
+  const claims = claimsOf(token);
+  state.token = token;
+  state.user = { uid: claims.user_id || claims.sub, role: claims.role || "commuter", council: claims.council || null };
+  sessionStorage.setItem("safetravel-token", token);
+}
+
+function signOut() {
+  sessionStorage.removeItem("safetravel-token");
+  if (CONFIG.firebase && window.firebase) firebase.auth().signOut();
+  location.reload();
+}
+
+async function councilsFromMapData() {
+  const response = await fetch("/dashboard/data/boroughs.geojson");
+  const data = await response.json();
+  return data.features.map((f) => ({ code: f.properties.code, name: f.properties.name }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+function signIn() {
+  return new Promise((resolve) => {
+    const dialog = $("#sign-in");
+    const form = $("#sign-in-form");
+    $("#sign-in-dev").hidden = !CONFIG.devSignIn;
+    $("#sign-in-firebase").hidden = !CONFIG.firebase;
+    if (CONFIG.devSignIn) {
+      $("#dev-banner").hidden = false;
+      councilsFromMapData().then((councils) => {
+        $("#dev-council").innerHTML = councils.map((c) => `<option value="${c.code}">${escapeHtml(c.name)}</option>`).join("");
+        $("#dev-council").value = "E09000028";
+      });
+      $("#dev-role").addEventListener("change", () => { $("#dev-council-label").hidden = $("#dev-role").value !== "council"; });
+    }
+    if (!CONFIG.devSignIn && !CONFIG.firebase) {
+      $("#sign-in-error").textContent = "Sign-in is not configured: set FIREBASE_WEB_API_KEY (see docs/operations.md).";
+      $("#sign-in-button").disabled = true;
+    }
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      $("#sign-in-error").textContent = "";
+      try {
+        let token;
+        if (CONFIG.devSignIn) {
+          const role = $("#dev-role").value;
+          const response = await fetch("/dashboard/dev-sign-in", {
+            method: "POST", headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ role, council: role === "council" ? $("#dev-council").value : null }),
+          });
+          const data = await response.json();
+          if (!response.ok) throw new Error(data.message);
+          token = data.token;
+        } else {
+          const credential = await firebase.auth().signInWithEmailAndPassword(form.email.value, form.password.value);
+          token = await credential.user.getIdToken();
+        }
+        dialog.close();
+        resolve(token);
+      } catch (error) {
+        $("#sign-in-error").textContent = error.message;
+      }
+    });
+    dialog.showModal();
+  });
+}
+
+async function authenticate() {
+  if (CONFIG.firebase) {
+    firebase.initializeApp(CONFIG.firebase);
+    // Firebase refreshes ID tokens hourly; keep the newest for the API and the map's tiles.
+    firebase.auth().onIdTokenChanged(async (user) => { if (user) useToken(await user.getIdToken()); });
+  }
+  const saved = sessionStorage.getItem("safetravel-token");
+  if (saved && claimsOf(saved).exp * 1000 > Date.now() + 60000) return useToken(saved);
+  useToken(await signIn());
+}
+
+/* ---- filters and the URL ---------------------------------------------------------------------- */
+
+function filtersFromForm() {
+  const form = $("#filters");
+  const filters = new URLSearchParams();
+  $$("input[name=category]:checked", form).forEach((i) => filters.append("category", i.value));
+  Array.from(form.mode.selectedOptions).forEach((o) => filters.append("mode", o.value));
+  if (form.from.value) filters.set("from", form.from.value);
+  if (form.to.value) filters.set("to", form.to.value);
+  if (form.hours.value.trim()) filters.set("hours", form.hours.value.trim());
+  const days = $$("input[name=days]:checked", form).map((i) => i.value);
+  if (days.length) filters.set("days", days.join(","));
+  return filters;
+}
+
+function formFromUrl() {
+  const params = new URLSearchParams(location.search);
+  const form = $("#filters");
+  const categories = params.getAll("category");
+  $$("input[name=category]", form).forEach((i) => { i.checked = categories.includes(i.value); });
+  const modes = params.getAll("mode");
+  Array.from(form.mode.options).forEach((o) => { o.selected = modes.includes(o.value); });
+  form.from.value = params.get("from") || "";
+  form.to.value = params.get("to") || "";
+  form.hours.value = params.get("hours") || "";
+  const days = (params.get("days") || "").split(",");
+  $$("input[name=days]", form).forEach((i) => { i.checked = days.includes(i.value); });
+}
+
+function filtersValid() {
+  const form = $("#filters");
+  let message = "";
+  if (!form.hours.checkValidity()) message = "Hours look like 22-4 or 7-10,16-19.";
+  else if (form.from.value && form.to.value && form.from.value > form.to.value) message = "“From” is after “To”.";
+  $("#filters-error").textContent = message;
+  return !message;
+}
+
+function applyFilters() {
+  if (!filtersValid()) return;
+  const filters = filtersFromForm();
+  const url = new URL(location.href);
+  url.search = filters.toString();
+  history.replaceState(null, "", url);
+  setHeatmapTiles(filters);
+  loadHotspots(filters);
+}
+
+/* ---- the map ---------------------------------------------------------------------------------- */
+
+function tileUrl(filters) {
+  const query = filters.toString();
+  return `${API}/heatmap/tiles/{z}/{x}/{y}.mvt` + (query ? `?${query}` : "");
+}
+
+function setHeatmapTiles(filters) {
+  const source = state.map && state.map.getSource("heatmap");
+  if (source) source.setTiles([tileUrl(filters)]);
+}
+
+function colourExpression() {
+  const expression = ["interpolate", ["linear"], ["get", "count"]];
+  state.stops.forEach((count, i) => expression.push(count, COLOURS[i]));
+  return expression;
+}
+
+function drawLegend() {
+  $("#legend .legend-scale").innerHTML = state.stops.map((count, i) =>
+    `<span><i style="background:${COLOURS[i]}"></i>${count}${i === state.stops.length - 1 ? "+" : ""}</span>`).join("");
+}
+
+// The colours follow what is on screen: the darkest is the 95th percentile of the cells in view, so
+// that a busy city centre over three years and one quiet night both show their contrasts.
+function rescale() {
+  const counts = state.map.queryRenderedFeatures({ layers: ["heatmap"] }).map((f) => f.properties.count).sort((a, b) => a - b);
+  if (!counts.length) return;
+  const top = Math.max(5, counts[Math.floor((counts.length - 1) * 0.95)]);
+  const stops = [0, 0.1, 0.25, 0.5, 1].map((share) => Math.max(1, Math.round(top * share)));
+  for (let i = 1; i < stops.length; i++) stops[i] = Math.max(stops[i], stops[i - 1] + 1);
+  if (stops.join() === state.stops.join()) return;
+  state.stops = stops;
+  state.map.setPaintProperty("heatmap", "fill-color", colourExpression());
+  drawLegend();
+}
+
+function createMap() {
+  const plain = {
+    version: 8,
+    sources: {},
+    layers: [{ id: "background", type: "background", paint: { "background-color": "#eef0ec" } }],
+  };
+  const map = new maplibregl.Map({
+    container: "map",
+    style: CONFIG.basemapStyleUrl || plain,
+    center: [-0.1, 51.5],
+    zoom: 10,
+    hash: "map",
+    attributionControl: { compact: true },
+    transformRequest: (url) => (url.startsWith(API) ? { url, headers: { Authorization: `Bearer ${state.token}` } } : { url }),
+  });
+  map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
+  map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
+  state.map = map;
+  return new Promise((resolve) => map.on("load", () => { addLayers(map); resolve(map); }));
+}
+
+function addLayers(map) {
+  map.addSource("boroughs", { type: "geojson", data: "/dashboard/data/boroughs.geojson",
+    attribution: "Boroughs: ONS, OGL v3; Underground: OpenStreetMap contributors (data/SOURCES.md)" });
+  map.addSource("underground", { type: "geojson", data: "/dashboard/data/underground.geojson" });
+  map.addSource("heatmap", { type: "vector", tiles: [tileUrl(filtersFromForm())], minzoom: 0, maxzoom: 18 });
+  map.addSource("hubs", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
+  map.addSource("alert-area", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
+
+  map.addLayer({ id: "boroughs-fill", type: "fill", source: "boroughs", paint: { "fill-color": "#ffffff", "fill-opacity": 0.35 } });
+  map.addLayer({ id: "underground", type: "line", source: "underground",
+    paint: { "line-color": "#6b7a8f", "line-width": 1.2, "line-opacity": 0.7 } });
+  map.addLayer({ id: "heatmap", type: "fill", source: "heatmap", "source-layer": "heatmap",
+    paint: { "fill-color": colourExpression(), "fill-opacity": 0.7, "fill-outline-color": "rgba(120,0,20,0.25)" } });
+  map.addLayer({ id: "boroughs-line", type: "line", source: "boroughs", paint: { "line-color": "#555", "line-width": 0.8 } });
+  map.addLayer({ id: "own-area", type: "line", source: "boroughs",
+    filter: ["==", ["get", "code"], (state.user && state.user.council) || ""],
+    paint: { "line-color": "#1f4e99", "line-width": 3 } });
+  map.addLayer({ id: "alert-area", type: "fill", source: "alert-area", paint: { "fill-color": "#1f4e99", "fill-opacity": 0.15 } });
+  map.addLayer({ id: "alert-area-line", type: "line", source: "alert-area", paint: { "line-color": "#1f4e99", "line-width": 2 } });
+  map.addLayer({ id: "hubs", type: "circle", source: "hubs",
+    paint: { "circle-radius": ["interpolate", ["linear"], ["zoom"], 9, 2, 15, 6], "circle-color": "#1a9850",
+      "circle-stroke-color": "#fff", "circle-stroke-width": 1 } });
+
+  const popup = new maplibregl.Popup({ closeButton: false, closeOnClick: false });
+  map.on("mousemove", "heatmap", (event) => {
+    const p = event.features[0].properties;
+    popup.setLngLat(event.lngLat).setHTML(`<strong>${p.count}</strong> reports<br>harassment ${p.harassment},
+      spiking ${p.spiking}, unsafe route ${p.unsafe_route}`).addTo(map);
+  });
+  map.on("mouseleave", "heatmap", () => popup.remove());
+  map.on("idle", rescale);
+  map.on("click", "hubs", (event) => editHub(event.features[0].properties.id));
+  map.on("click", (event) => mapClicked(event.lngLat));
+}
+
+async function fitToOwnArea() {
+  if (!state.user.council) return;
+  const data = await (await fetch("/dashboard/data/boroughs.geojson")).json();
+  const area = data.features.find((f) => f.properties.code === state.user.council);
+  if (!area) return;
+  const bounds = new maplibregl.LngLatBounds();
+  const walk = (c) => (typeof c[0] === "number" ? bounds.extend(c) : c.forEach(walk));
+  walk(area.geometry.coordinates);
+  state.map.fitBounds(bounds, { padding: 30, duration: 0 });
+}
+
+/* ---- hotspots --------------------------------------------------------------------------------- */
+
+async function loadHotspots(filters) {
+  const list = $("#hotspots");
+  try {
+    const data = await api(`/hotspots?${filters.toString()}`);
+    $("#hotspots-period").textContent = `${data.period.from} to ${data.period.to}, against ${data.previous_period.from} to ${data.previous_period.to}`;
+    list.innerHTML = "";
+    data.hotspots.forEach((h) => {
+      const trend = h.change > 0 ? "up" : h.change < 0 ? "down" : "flat";
+      const pct = h.change_pct === null ? "new" : `${h.change_pct > 0 ? "+" : ""}${Math.round(h.change_pct)}%`;
+      const item = document.createElement("li");
+      item.innerHTML = `<button type="button" class="hotspot" data-trend="${trend}">
+        <strong>${h.count}</strong> reports <span class="trend ${trend}">${trend === "up" ? "▲" : trend === "down" ? "▼" : "●"} ${pct}</span>
+        <small>previously ${h.previous_count}</small></button>`;
+      item.querySelector("button").addEventListener("click", () => state.map.flyTo({ center: h.centre.coordinates, zoom: 15 }));
+      list.appendChild(item);
+    });
+    if (!data.hotspots.length) list.innerHTML = "<li class='hint'>No reports in this period.</li>";
+  } catch (error) {
+    list.innerHTML = `<li class="error">${escapeHtml(error instanceof ApiError ? error.detail() : error.message)}</li>`;
+  }
+}
+
+/* ---- triage (staff) --------------------------------------------------------------------------- */
+
+const STATUSES = ["received", "reviewing", "actioned", "closed", "rejected"];
+
+async function loadTriage() {
+  const status = $("#triage-status").value;
+  const data = await api(`/reports?limit=50${status ? `&status=${status}` : ""}`);
+  const list = $("#triage");
+  list.innerHTML = "";
+  data.items.forEach((report) => {
+    const item = document.createElement("li");
+    item.className = "report";
+    item.dataset.id = report.id;
+    const when = new Date(report.occurred_at).toLocaleString("en-GB", { timeZone: "Europe/London", dateStyle: "medium", timeStyle: "short" });
+    item.innerHTML = `<div><strong>${escapeHtml(report.category.replace("_", " "))}</strong>
+        ${report.subcategory ? `· ${escapeHtml(report.subcategory)}` : ""} <small>${when}</small></div>
+      <p class="description">${escapeHtml(report.description || "(no description)")}</p>
+      <label>Status <select class="status">${STATUSES.map((s) => `<option ${s === report.status ? "selected" : ""}>${s}</option>`).join("")}</select></label>
+      <button type="button" class="locate">Show on map</button> <span class="saved" role="status"></span>`;
+    item.querySelector(".status").addEventListener("change", async (event) => {
+      const saved = item.querySelector(".saved");
+      try {
+        const updated = await api(`/reports/${report.id}`, { method: "PATCH", body: { status: event.target.value } });
+        saved.textContent = `Saved: ${updated.status}`;
+      } catch (error) {
+        saved.textContent = error.detail ? error.detail() : error.message;
+      }
+    });
+    item.querySelector(".locate").addEventListener("click", () => state.map.flyTo({ center: report.location.coordinates, zoom: 16 }));
+    list.appendChild(item);
+  });
+  if (!data.items.length) list.innerHTML = "<li class='hint'>No reports.</li>";
+}
+
+/* ---- safe hubs -------------------------------------------------------------------------------- */
+
+async function loadHubs() {
+  const data = await api("/safe-hubs?limit=2000");
+  state.hubs = Array.isArray(data) ? data : data.items;
+  state.map.getSource("hubs").setData({ type: "FeatureCollection", features: state.hubs.map((h) => ({
+    type: "Feature", geometry: h.location, properties: { id: h.id, name: h.name } })) });
+  $("#hubs-count").textContent = `${state.hubs.length} safe hubs on the map.`;
+  $("#alert-hub").innerHTML = [...state.hubs].sort((a, b) => a.name.localeCompare(b.name))
+    .map((h) => `<option value="${h.id}">${escapeHtml(h.name)}</option>`).join("");
+}
+
+function editHub(id) {
+  const hub = state.hubs.find((h) => h.id === id);
+  if (!hub || !isStaff()) return;
+  selectTab("hubs");
+  const form = $("#hub-form");
+  form.id.value = hub.id;
+  form.name.value = hub.name;
+  form.kind.value = hub.kind;
+  [form.lon.value, form.lat.value] = hub.location.coordinates;
+  form.address.value = hub.address || "";
+  form.phone.value = hub.phone || "";
+  form.opening_hours.value = typeof hub.opening_hours === "string" ? hub.opening_hours : JSON.stringify(hub.opening_hours);
+  $("#hub-save").textContent = "Save changes";
+  $("#hub-close").hidden = false;
+  $("#hub-message").textContent = `Editing ${hub.name}.`;
+}
+
+function newHub() {
+  const form = $("#hub-form");
+  form.reset();
+  form.id.value = "";
+  $("#hub-save").textContent = "Add hub";
+  $("#hub-close").hidden = true;
+  $("#hub-message").textContent = "";
+}
+
+async function saveHub(event) {
+  event.preventDefault();
+  const form = event.target;
+  let hours = form.opening_hours.value.trim();
+  try {
+    if (hours !== "24/7") hours = JSON.parse(hours);
+  } catch {
+    $("#hub-message").textContent = "Opening hours: 24/7, or JSON such as {\"fri\": [[\"18:00\", \"04:00\"]]}.";
+    return;
+  }
+  const body = {
+    name: form.name.value, kind: form.kind.value, opening_hours: hours,
+    location: { type: "Point", coordinates: [Number(form.lon.value), Number(form.lat.value)] },
+    address: form.address.value || null, phone: form.phone.value || null,
+  };
+  try {
+    const hub = form.id.value
+      ? await api(`/safe-hubs/${form.id.value}`, { method: "PATCH", body })
+      : await api("/safe-hubs", { method: "POST", body });
+    await loadHubs();
+    editHub(hub.id);
+    $("#hub-message").textContent = `Saved ${hub.name}.`;
+  } catch (error) {
+    $("#hub-message").textContent = error.detail ? error.detail() : error.message;
+  }
+}
+
+async function closeHub() {
+  const form = $("#hub-form");
+  if (!form.id.value || !confirm(`Close ${form.name.value}? It will no longer be offered to commuters.`)) return;
+  await api(`/safe-hubs/${form.id.value}`, { method: "DELETE" });
+  const name = form.name.value;
+  newHub();
+  await loadHubs();
+  $("#hub-message").textContent = `Closed ${name}.`;
+}
+
+/* ---- alerts ----------------------------------------------------------------------------------- */
+
+function circle(centre, radiusM, steps = 64) {
+  const [lon, lat] = centre;
+  const ring = [];
+  for (let i = 0; i <= steps; i++) {
+    const angle = (2 * Math.PI * i) / steps;
+    ring.push([lon + (radiusM * Math.sin(angle)) / (111320 * Math.cos((lat * Math.PI) / 180)), lat + (radiusM * Math.cos(angle)) / 110574]);
+  }
+  return { type: "Feature", geometry: { type: "Polygon", coordinates: [ring] }, properties: {} };
+}
+
+function alertCentre() {
+  const form = $("#alert-form");
+  if (form.where.value === "hub") {
+    const hub = state.hubs.find((h) => h.id === form.hub.value);
+    return hub ? hub.location.coordinates : null;
+  }
+  return state.alertCentre;
+}
+
+function drawAlertArea() {
+  const centre = alertCentre();
+  const radius = Number($("#alert-form").radius_m.value) || 0;
+  $("#alert-hub-label").hidden = $("#alert-form").where.value !== "hub";
+  $("#alert-centre").textContent = centre ? `Centre ${centre[0].toFixed(5)}, ${centre[1].toFixed(5)}` : "No centre yet.";
+  state.map.getSource("alert-area").setData({ type: "FeatureCollection", features: centre && radius ? [circle(centre, radius)] : [] });
+}
+
+async function sendAlert(event) {
+  event.preventDefault();
+  const form = event.target;
+  $("#alert-error").textContent = "";
+  const radius = Number(form.radius_m.value);
+  let area;
+  if (form.where.value === "hub") area = { safe_hub_id: form.hub.value, radius_m: radius };
+  else if (state.alertCentre) area = { center: { type: "Point", coordinates: state.alertCentre }, radius_m: radius };
+  else { $("#alert-error").textContent = "Click the map to place the alert's centre."; return; }
+  const expires = new Date(Date.now() + Number(form.expires_h.value) * 3600 * 1000).toISOString();
+  try {
+    const alert = await api("/alerts", { method: "POST", body: {
+      title: form.title.value, body: form.body.value, severity: form.severity.value, area, expires_at: expires } });
+    watchAlert(alert.id);
+  } catch (error) {
+    $("#alert-error").textContent = error.detail ? error.detail() : error.message;
+  }
+}
+
+async function watchAlert(id) {
+  const card = $("#alert-status");
+  card.hidden = false;
+  for (let i = 0; i < 600; i++) {
+    const a = await api(`/alerts/${id}`);
+    card.innerHTML = `<strong>${escapeHtml(a.title)}</strong> <span class="badge" data-status="${a.status}">${a.status}</span>
+      <dl class="figures"><div><dt>targeted</dt><dd data-figure="targeted">${a.targeted}</dd></div>
+      <div><dt>sent</dt><dd data-figure="sent">${a.sent}</dd></div><div><dt>failed</dt><dd data-figure="failed">${a.failed}</dd></div>
+      <div><dt>pruned</dt><dd data-figure="pruned">${a.pruned}</dd></div></dl>`;
+    if (a.status === "sent" || a.status === "failed") return;
+    await sleep(1000);
+  }
+}
+
+/* ---- exports ---------------------------------------------------------------------------------- */
+
+async function setUpExports() {
+  const select = $("#export-council");
+  if (state.user.role === "council") {
+    const mine = state.councils.find((c) => c.code === state.user.council);
+    select.innerHTML = `<option value="${state.user.council}">${escapeHtml(mine ? mine.name : state.user.council)}</option>`;
+    select.disabled = true;
+  } else {
+    select.innerHTML = state.councils.map((c) => `<option value="${c.code}">${escapeHtml(c.name)}</option>`).join("");
+  }
+  const form = $("#export-form");
+  const today = new Date();
+  form.to.value = today.toISOString().slice(0, 10);
+  form.from.value = new Date(today.getTime() - 365 * 86400000).toISOString().slice(0, 10);
+  await loadExports();
+}
+
+async function requestExport(event) {
+  event.preventDefault();
+  const form = event.target;
+  $("#export-error").textContent = "";
+  try {
+    const created = await api("/exports", { method: "POST", body: {
+      kind: "lighting", council: $("#export-council").value, from: form.from.value, to: form.to.value, format: form.format.value } });
+    await loadExports();
+    watchExport(created.id);
+  } catch (error) {
+    $("#export-error").textContent = error.detail ? error.detail() : error.message;
+  }
+}
+
+function exportItem(e) {
+  const name = (state.councils.find((c) => c.code === e.council) || {}).name || e.council || "area";
+  const item = document.createElement("li");
+  item.className = "export";
+  item.dataset.id = e.id;
+  item.innerHTML = `<div><strong>${escapeHtml(name)}</strong> ${e.from} to ${e.to} · ${e.format.toUpperCase()}</div>
+    <progress max="100" value="${e.progress}" aria-label="progress">${e.progress}%</progress>
+    <span class="export-status" data-status="${e.status}">${e.status}${e.status === "done" ? `, ${e.rows} places` : ""}${e.error ? `: ${escapeHtml(e.error)}` : ""}</span>
+    ${e.download_url ? `<button type="button" class="download">Download</button>` : ""}`;
+  const button = item.querySelector(".download");
+  if (button) button.addEventListener("click", () => download(e));
+  return item;
+}
+
+async function loadExports() {
+  const list = $("#exports");
+  const exports = await api("/exports");
+  list.innerHTML = "";
+  exports.forEach((e) => list.appendChild(exportItem(e)));
+  exports.filter((e) => e.status === "queued" || e.status === "running").forEach((e) => watchExport(e.id));
+}
+
+const watching = new Set();
+async function watchExport(id) {
+  if (watching.has(id)) return;
+  watching.add(id);
+  try {
+    for (let i = 0; i < 3600; i++) {
+      const e = await api(`/exports/${id}`);
+      const old = $(`#exports li[data-id="${id}"]`);
+      const fresh = exportItem(e);
+      if (old) old.replaceWith(fresh); else $("#exports").prepend(fresh);
+      if (e.status === "done" || e.status === "failed") return;
+      await sleep(1000);
+    }
+  } finally {
+    watching.delete(id);
+  }
+}
+
+async function download(e) {
+  // The file needs the Authorization header, so fetch it and hand the browser a local copy.
+  const response = await api(`/exports/${e.id}/download`, { raw: true });
+  if (!response.ok) {
+    const body = await response.json().catch(() => null);
+    $("#export-error").textContent = (body && body.message) || `HTTP ${response.status}`;
+    return;
+  }
+  const disposition = response.headers.get("Content-Disposition") || "";
+  const match = disposition.match(/filename="?([^";]+)"?/);
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(await response.blob());
+  link.download = match ? match[1] : `safetravel-lighting.${e.format}`;
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60000);
+}
+
+/* ---- page wiring ------------------------------------------------------------------------------ */
+
+function isStaff() {
+  return STAFF.includes(state.user.role);
+}
+
+function selectTab(name) {
+  $$(".tabs [role=tab]").forEach((b) => b.setAttribute("aria-selected", String(b.dataset.tab === name)));
+  $$(".tab").forEach((t) => { t.hidden = t.id !== `tab-${name}`; });
+  if (name === "triage") loadTriage().catch(showError);
+  if (name === "alerts") drawAlertArea();
+}
+
+function mapClicked(lngLat) {
+  const coordinates = [Number(lngLat.lng.toFixed(6)), Number(lngLat.lat.toFixed(6))];
+  if (state.picking === "hub") {
+    const form = $("#hub-form");
+    [form.lon.value, form.lat.value] = coordinates;
+    state.picking = null;
+    $("#hub-message").textContent = "Place set.";
+    return;
+  }
+  if (!$("#tab-alerts").hidden && $("#alert-form").where.value === "circle") {
+    state.alertCentre = coordinates;
+    drawAlertArea();
+  }
+}
+
+function showError(error) {
+  const message = error instanceof ApiError ? error.detail() : error.message;
+  $("#who").textContent = message;
+}
+
+function escapeHtml(text) {
+  return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function main() {
+  drawLegend();
+  formFromUrl();
+  await authenticate();
+  const { role, council } = state.user;
+  const roleName = { safety_team: "Safety team", admin: "Admin", council: "Council officer", commuter: "Commuter" }[role];
+  $("#sign-out").hidden = false;
+  $("#sign-out").addEventListener("click", signOut);
+  if (!isStaff() && role !== "council") {
+    $("#who").textContent = "This dashboard is for safety teams and councils.";
+    return;
+  }
+  state.councils = await api("/councils");
+  const councilName = council ? ((state.councils.find((c) => c.code === council) || {}).name || council) : null;
+  $("#who").textContent = `${roleName}${councilName ? ` · ${councilName}` : ""}`;
+  $$("[data-staff]").forEach((el) => { if (!isStaff()) el.hidden = true; });
+  $$(".tabs [role=tab]").forEach((b) => b.addEventListener("click", () => selectTab(b.dataset.tab)));
+
+  await createMap();
+  await fitToOwnArea();
+  $("#filters").addEventListener("change", applyFilters);
+  $("#filters").addEventListener("reset", () => setTimeout(applyFilters, 0));
+  loadHotspots(filtersFromForm());
+  await loadHubs();
+
+  $("#triage-status").addEventListener("change", () => loadTriage().catch(showError));
+  $("#hub-form").addEventListener("submit", saveHub);
+  $("#hub-new").addEventListener("click", newHub);
+  $("#hub-close").addEventListener("click", () => closeHub().catch(showError));
+  $("#hub-pick").addEventListener("click", () => { state.picking = "hub"; $("#hub-message").textContent = "Click the map to place the hub."; });
+  $("#alert-form").addEventListener("submit", sendAlert);
+  $("#alert-form").addEventListener("change", drawAlertArea);
+  $("#alert-form").radius_m.addEventListener("input", drawAlertArea);
+  $("#export-form").addEventListener("submit", requestExport);
+  await setUpExports();
+  document.body.dataset.ready = "true";
+}
+
+main().catch(showError);
