@@ -9,8 +9,9 @@ from flask import Flask, request, send_from_directory
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import ServiceUnavailable
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from backend import auth
+from backend import auth, limits
 from backend.config import Settings
 from backend.extensions import db, redis_conn
 from backend.http import Api
@@ -46,6 +47,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     db.init_app(app)
     redis_conn.init_app(app)
     auth.init_app(app)
+    limits.init_app(app)
+    if settings.proxy_hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)  # type: ignore[method-assign]
 
     api = Api(app)
     api.spec.components.security_scheme("firebase", auth.SECURITY_SCHEME)

@@ -29,6 +29,21 @@ def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
+RATE_LIMIT_SETTINGS = ("rate_limit_reports", "rate_limit_reports_ip", "rate_limit_devices", "rate_limit_devices_ip",
+                       "rate_limit_exports", "rate_limit_exports_ip")
+
+
+def _limit(env: dict[str, str], name: str, default: str) -> str:
+    from limits import parse_many
+
+    raw = env.get(name) or default
+    try:
+        parse_many(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must look like 60/minute or 60/minute;1000/day, got {raw!r}") from None
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     app_env: str = "development"
@@ -58,6 +73,17 @@ class Settings:
     # The dashboard: a MapLibre style URL for the basemap (none: a plain background with borough
     # outlines and Underground lines), and the Firebase web app's config for signing in.
     basemap_style_url: str | None = None
+    # Abuse limits (limits' notation: "60/minute;1000/day"), per user and per client IP. A phone
+    # flushing its offline queue sends one batch; a station's Wi-Fi puts many people behind one IP.
+    rate_limits_enabled: bool = True
+    rate_limit_reports: str = "60/minute;1000/day"
+    rate_limit_reports_ip: str = "600/minute"
+    rate_limit_devices: str = "30/hour"
+    rate_limit_devices_ip: str = "600/hour"
+    rate_limit_exports: str = "20/hour"
+    rate_limit_exports_ip: str = "100/hour"
+    # Behind a load balancer: how many proxies' X-Forwarded-For entries to trust for the client IP.
+    proxy_hops: int = 0
     firebase_web_api_key: str | None = None
     firebase_auth_domain: str | None = None
 
@@ -94,6 +120,9 @@ class Settings:
             export_ttl_days=_int(env, "EXPORT_TTL_DAYS", cls.export_ttl_days, minimum=1),
             street_match_m=_int(env, "STREET_MATCH_M", cls.street_match_m, minimum=1),
             basemap_style_url=env.get("BASEMAP_STYLE_URL") or None,
+            rate_limits_enabled=env.get("RATE_LIMITS_ENABLED", "true").lower() not in ("0", "false", "no"),
+            **{name: _limit(env, name.upper(), getattr(cls, name)) for name in RATE_LIMIT_SETTINGS},
+            proxy_hops=_int(env, "PROXY_HOPS", cls.proxy_hops),
             firebase_web_api_key=env.get("FIREBASE_WEB_API_KEY") or None,
             firebase_auth_domain=env.get("FIREBASE_AUTH_DOMAIN") or None,
         )

@@ -27,6 +27,7 @@ from backend import create_app
 from backend.config import Settings
 from backend.councils.service import load_council_areas
 from backend.extensions import db, redis_conn
+from backend.limits import limiter
 from backend.migrate import upgrade
 from tests.factories import Caller
 
@@ -197,12 +198,20 @@ class DisposableRedis:
             self.process = None
 
 
+def use_limits_storage(app, url: str) -> None:
+    """Point the rate limiter's counters at another Redis (Flask-Limiter re-reads its storage)."""
+    app.config["RATELIMIT_STORAGE_URI"] = url
+    limiter.init_app(app)
+
+
 @pytest.fixture
-def disposable_redis(settings: Settings):
-    """A Redis of the test's own, which the app uses for the length of the test."""
+def disposable_redis(app, settings: Settings):
+    """A Redis of the test's own, which the app (queues and rate limits) uses for the length of the test."""
     server = DisposableRedis()
     server.start()
     redis_conn.configure(replace(settings, redis_url=server.url))
+    use_limits_storage(app, server.url)
     yield server
     server.stop()
     redis_conn.configure(settings)
+    use_limits_storage(app, settings.redis_url)

@@ -11,6 +11,7 @@ from flask_smorest import abort
 from backend.auth import ANY_SIGNED_IN, current_principal, requires
 from backend.devices import service
 from backend.http import Blueprint
+from backend.limits import limited
 from schemas.devices import DeviceInSchema, DevicePatchSchema, DeviceSchema
 
 blp = Blueprint("devices", __name__, url_prefix="/api/v1", description="Devices that receive pushes")
@@ -19,6 +20,8 @@ blp = Blueprint("devices", __name__, url_prefix="/api/v1", description="Devices 
 @blp.route("/devices")
 class Devices(MethodView):
     @requires(*ANY_SIGNED_IN)
+    @limited("devices")
+    @blp.alt_response(429, description="Too many registrations from this user or address (Retry-After says when to retry)")
     @blp.arguments(DeviceInSchema())
     @blp.response(201, DeviceSchema)
     @blp.alt_response(200, schema=DeviceSchema, description="The token was known: updated, and now the caller's")

@@ -12,6 +12,7 @@ from flask_smorest import abort
 from backend.auth import COUNCIL, STAFF, current_principal, requires
 from backend.exports import service, writers
 from backend.http import Blueprint
+from backend.limits import limited
 from schemas.exports import ExportInSchema, ExportSchema
 
 blp = Blueprint("exports", __name__, url_prefix="/api/v1", description="Council lighting exports")
@@ -28,6 +29,8 @@ def _visible(export_id: uuid.UUID):
 @blp.route("/exports")
 class Exports(MethodView):
     @requires(*MAY_EXPORT)
+    @limited("exports")
+    @blp.alt_response(429, description="Too many exports from this user or address (Retry-After says when to retry)")
     @blp.arguments(ExportInSchema())
     @blp.response(202, ExportSchema)
     @blp.alt_response(403, description="A council asked for another council's area, or a polygon reaching outside its own")

@@ -12,6 +12,7 @@ from marshmallow import ValidationError
 
 from backend.auth import ANY_SIGNED_IN, COUNCIL, STAFF, current_principal, requires
 from backend.http import Blueprint, raw_json
+from backend.limits import limited
 from backend.reports import service
 from schemas.reports import (
     BatchInSchema,
@@ -44,6 +45,8 @@ def _page_or_422(fetch):
 @blp.route("/reports")
 class Reports(MethodView):
     @requires(*ANY_SIGNED_IN)
+    @limited("reports")
+    @blp.alt_response(429, description="Too many reports from this user or address (Retry-After says when to retry)")
     @blp.arguments(IdempotencyHeaderSchema(), location="headers", as_kwargs=True)
     @blp.arguments(ReportInSchema())
     @blp.response(201, ReportSchema)
@@ -93,6 +96,8 @@ class ReportBatch(MethodView):
     max_body_bytes = BATCH_MAX_BODY_BYTES
 
     @requires(*ANY_SIGNED_IN)
+    @limited("reports")
+    @blp.alt_response(429, description="Too many reports from this user or address (Retry-After says when to retry)")
     @blp.arguments(BatchInSchema())
     @blp.response(200, BatchOutSchema)
     def post(self, data: dict[str, Any]):

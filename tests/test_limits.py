@@ -1,0 +1,93 @@
+"""Abuse limits: per user and per IP on reports, devices and exports; 429 with Retry-After; Redis
+down never costs a report."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from backend.config import ConfigError, Settings
+from tests.exports.helpers import export_body
+from tests.factories import Caller, new_key, report_body
+
+DEVICE = {"platform": "android", "radius_m": 500}
+
+
+@pytest.fixture
+def limits(app):
+    """Set limits for one test (they are read at request time, from the settings)."""
+    original = app.config["SETTINGS"]
+
+    def set_limits(**values: str) -> None:
+        app.config["SETTINGS"] = replace(original, **values)
+
+    yield set_limits
+    app.config["SETTINGS"] = original
+
+
+def post_report(client, caller: Caller, ip: str = "10.0.0.1"):
+    return client.post("/api/v1/reports", json=report_body(), environ_base={"REMOTE_ADDR": ip},
+                       headers=caller.headers(**{"Idempotency-Key": new_key()}))
+
+
+def test_a_user_over_the_limit_gets_429_with_retry_after_and_others_do_not(client, commuter, other_commuter, limits):
+    limits(rate_limit_reports="3/minute")
+    assert [post_report(client, commuter).status_code for _ in range(3)] == [201, 201, 201]
+    refused = post_report(client, commuter)
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 61
+    assert refused.json["code"] == 429 and "account" in refused.json["message"]
+    assert post_report(client, other_commuter).status_code == 201  # per user
+
+
+def test_the_batch_counts_against_the_same_limit(client, commuter, limits):
+    limits(rate_limit_reports="2/minute")
+    batch = {"reports": [{**report_body(), "client_id": new_key()}]}
+    assert post_report(client, commuter).status_code == 201
+    assert client.post("/api/v1/reports/batch", json=batch, headers=commuter.headers()).status_code == 200
+    assert client.post("/api/v1/reports/batch", json=batch, headers=commuter.headers()).status_code == 429
+
+
+def test_one_address_over_its_limit_gets_429_whoever_signs_in(client, limits):
+    limits(rate_limit_reports="100/minute", rate_limit_reports_ip="4/minute")
+    callers = [Caller(f"phone-{i}") for i in range(5)]
+    codes = [post_report(client, caller, ip="192.0.2.7").status_code for caller in callers]
+    assert codes == [201, 201, 201, 201, 429]
+    assert post_report(client, callers[4], ip="192.0.2.8").status_code == 201  # another address
+
+
+def test_device_registration_is_limited(client, commuter, limits):
+    limits(rate_limit_devices="2/hour")
+    codes = [client.post("/api/v1/devices", json={**DEVICE, "token": f"fcm-token-{i}-" + "a" * 140}, headers=commuter.headers()).status_code
+             for i in range(3)]
+    assert codes == [201, 201, 429]
+
+
+def test_exports_are_limited(client, southwark, limits):
+    limits(rate_limit_exports="1/hour")
+    assert client.post("/api/v1/exports", json=export_body(), headers=southwark.headers()).status_code == 202
+    refused = client.post("/api/v1/exports", json=export_body(), headers=southwark.headers())
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 3000
+
+
+def test_reads_are_not_limited(client, staff, limits):
+    limits(rate_limit_reports="1/minute", rate_limit_reports_ip="1/minute")
+    assert all(client.get("/api/v1/reports", headers=staff.headers()).status_code == 200 for _ in range(5))
+
+
+def test_a_report_is_accepted_while_the_limits_redis_is_down(client, commuter, disposable_redis, limits):
+    limits(rate_limit_reports="100/minute")
+    disposable_redis.stop()
+    assert post_report(client, commuter).status_code == 201
+
+
+@pytest.mark.parametrize("name, value", [("RATE_LIMIT_REPORTS", "lots"), ("RATE_LIMIT_EXPORTS_IP", "5 per fortnight")])
+def test_a_malformed_limit_stops_the_process_at_start_up(name, value):
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_limits_come_from_the_environment():
+    settings = Settings.from_env({"RATE_LIMIT_REPORTS": "10/minute;100/day", "RATE_LIMITS_ENABLED": "false"})
+    assert settings.rate_limit_reports == "10/minute;100/day" and settings.rate_limits_enabled is False
