@@ -11,7 +11,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import ServiceUnavailable
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from backend import auth, limits
+from backend import auth, limits, metrics
 from backend.config import Settings
 from backend.extensions import db, redis_conn
 from backend.http import Api
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     redis_conn.init_app(app)
     auth.init_app(app)
     limits.init_app(app)
+    metrics.init_app(app)
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)  # type: ignore[method-assign]
 

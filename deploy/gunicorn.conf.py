@@ -16,3 +16,17 @@ errorlog = "-"
 preload_app = False
 # The control socket (gunicorn 24+) is not used; it needs a writable home directory.
 control_socket_disable = True
+
+
+# Prometheus metrics from several processes: each writes to a shared directory, /metrics sums them.
+# A fresh directory per start, so that counters of a previous run are not added in.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="safetravel-metrics-")
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,102 @@
+"""``/metrics`` for Prometheus: request rates and latencies per endpoint (a route's pattern, never
+its ids), and, read at scrape time, RQ queue depths, failed jobs and the outbox backlog.
+
+Under gunicorn's several processes the request metrics are kept in PROMETHEUS_MULTIPROC_DIR
+(deploy/gunicorn.conf.py sets it up) and summed over processes at scrape time."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+from flask import Flask, Response, g, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import REGISTRY, Collector
+from redis.exceptions import RedisError
+from rq import Queue
+from rq.registry import FailedJobRegistry
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from backend.extensions import db, redis_conn
+from backend.outbox.service import MAX_ATTEMPTS
+from worker import queues
+
+REQUESTS = Counter("safetravel_http_requests_total", "HTTP requests answered", ["method", "endpoint", "status"])
+LATENCY = Histogram("safetravel_http_request_duration_seconds", "Time to answer an HTTP request", ["method", "endpoint"],
+                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+
+
+class QueueCollector(Collector):
+    """Read when Prometheus scrapes: queue depths and failed jobs from Redis, the outbox from PostgreSQL."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        redis_up = GaugeMetricFamily("safetravel_redis_up", "1 when Redis answered this scrape")
+        depth = GaugeMetricFamily("safetravel_rq_queue_jobs", "Jobs waiting in an RQ queue", labels=["queue"])
+        failed = GaugeMetricFamily("safetravel_rq_failed_jobs", "Jobs in an RQ queue's failed registry", labels=["queue"])
+        try:
+            for name in queues.ALL:
+                queue = Queue(name, connection=redis_conn.client)
+                depth.add_metric([name], queue.count)
+                failed.add_metric([name], FailedJobRegistry(queue=queue).count)
+            redis_up.add_metric([], 1)
+        except RedisError:
+            redis_up.add_metric([], 0)
+        yield redis_up
+        yield depth
+        yield failed
+
+        pending = GaugeMetricFamily("safetravel_outbox_pending_tasks", "Outbox tasks not done yet")
+        oldest = GaugeMetricFamily("safetravel_outbox_oldest_pending_seconds", "Age of the oldest task not done yet")
+        stuck = GaugeMetricFamily("safetravel_outbox_given_up_tasks", "Tasks that failed MAX_ATTEMPTS times")
+        try:
+            row = db.session.execute(text("""
+                SELECT count(*) FILTER (WHERE attempts < :most),
+                       coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE attempts < :most)), 0),
+                       count(*) FILTER (WHERE attempts >= :most)
+                FROM outbox WHERE done_at IS NULL"""), {"most": MAX_ATTEMPTS}).one()
+            db.session.rollback()
+            pending.add_metric([], row[0])
+            oldest.add_metric([], float(row[1]))
+            stuck.add_metric([], row[2])
+            yield pending
+            yield oldest
+            yield stuck
+        except SQLAlchemyError:
+            db.session.rollback()
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def _start_timer() -> None:
+        g.metrics_started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        started = g.pop("metrics_started", None)
+        if started is not None and request.endpoint != "metrics":
+            endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+            REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
+            LATENCY.labels(request.method, endpoint).observe(time.perf_counter() - started)
+        return response
+
+    collector = QueueCollector()
+
+    @app.get("/metrics", endpoint="metrics")
+    def metrics() -> Response:
+        registry = CollectorRegistry()
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            MultiProcessCollector(registry)
+        else:
+            registry = REGISTRY
+        output = generate_latest(registry) + generate_latest(_single(collector))
+        return Response(output, mimetype=CONTENT_TYPE_LATEST)
+
+
+def _single(collector: Collector) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return registry
