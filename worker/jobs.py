@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from backend.config import current_settings
 from backend.exports import service as exports
 from backend.outbox import service as outbox
+from backend.reports import service as reports
 from worker.tasks import HANDLERS
 
 
@@ -25,3 +27,8 @@ def purge_outbox() -> int:
 def purge_exports() -> int:
     """Delete the files of expired exports (the export records stay, as the audit trail)."""
     return exports.delete_expired_files()
+
+
+def purge_expired_reports() -> int:
+    """Delete reports older than REPORT_RETENTION_DAYS (aggregates keep their counts)."""
+    return reports.purge_expired_reports(current_settings().report_retention_days)

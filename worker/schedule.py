@@ -11,6 +11,7 @@ PERIODIC = (
     (jobs.sweep_outbox, queues.MAINTENANCE, 10),
     (jobs.purge_outbox, queues.MAINTENANCE, 3600),
     (jobs.purge_exports, queues.MAINTENANCE, 3600),
+    (jobs.purge_expired_reports, queues.MAINTENANCE, 86400),
 )
 
 

@@ -178,10 +178,43 @@ def apply_report(report_id: str) -> bool:
 def retain_counts_of_author(author_id: Any) -> int:
     """Before a person's reports are erased, keep what they added to the heatmap as bare counts,
     so that aggregates keep their counts and a rebuild still gives them. Returns reports retained."""
-    facts = db.session.execute(
-        text(f"SELECT {_REPORT_FACTS} FROM reports r WHERE r.author_id = :author AND r.heatmap_counted_at IS NOT NULL"),
-        {"author": author_id, "tz": _tz()},
+    return _retain_counts("r.author_id = :author", {"author": author_id})
+
+
+def retain_counts_of_reports(report_ids: list[Any]) -> int:
+    """The same before reports are deleted for their age (``reports.service.purge_expired_reports``);
+    their entries in ``heatmap_reporters`` (who reported in which public cell on which day) go, unless
+    another report of the same person still supports them, as a rebuild would have it."""
+    retained = _retain_counts("r.id = ANY(:ids)", {"ids": report_ids})
+    gone = contributions(_facts("r.id = ANY(:ids)", {"ids": report_ids})).reporters
+    if gone:
+        pairs = sorted({(str(author), day) for _q, day, _category, author in gone})
+        still = contributions(_facts(
+            "NOT r.id = ANY(:ids) AND (r.author_id::text, (r.occurred_at AT TIME ZONE :tz)::date) IN "
+            "(SELECT * FROM unnest(CAST(:authors AS text[]), CAST(:days AS date[])))",
+            {"ids": report_ids, "authors": [a for a, _ in pairs], "days": [d for _, d in pairs]},
+        )).reporters
+        orphans = list(gone - still)
+        if orphans:
+            q, day, category, author = map(list, zip(*orphans))
+            db.session.execute(text("""
+                DELETE FROM heatmap_reporters h
+                USING unnest(CAST(:q AS bigint[]), CAST(:day AS date[]), CAST(:category AS text[]),
+                             CAST(:author AS uuid[])) AS o (q, day, category, author_id)
+                WHERE (h.q, h.day, h.category, h.author_id) = (o.q, o.day, o.category, o.author_id)
+            """), {"q": q, "day": day, "category": category, "author": author})
+    return retained
+
+
+def _facts(where: str, params: dict[str, Any]) -> list[Any]:
+    return db.session.execute(
+        text(f"SELECT {_REPORT_FACTS} FROM reports r WHERE {where} AND r.heatmap_counted_at IS NOT NULL"),
+        {**params, "tz": _tz()},
     ).all()
+
+
+def _retain_counts(where: str, params: dict[str, Any]) -> int:
+    facts = _facts(where, params)
     _add_counts("heatmap_retained", contributions(facts).cube)
     return len(facts)
 

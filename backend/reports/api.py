@@ -10,7 +10,9 @@ from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import ValidationError
 
+from backend.audit import service as audit
 from backend.auth import ANY_SIGNED_IN, COUNCIL, STAFF, current_principal, requires
+from backend.extensions import db
 from backend.http import Blueprint, raw_json
 from backend.limits import limited
 from backend.reports import service
@@ -85,6 +87,11 @@ class Reports(MethodView):
             lambda: service.list_reports(limit=limit, cursor=cursor, council=council, **filters)
         )
         page = {"items": items, "next_cursor": next_cursor}
+        # Who read which reports: staff see descriptions, councils locations and times.
+        audit.record(principal, "reports.listed", "report", None, count=len(items),
+                     filters={k: (list(v) if isinstance(v, (list, tuple)) else str(v)) for k, v in filters.items()},
+                     ids=[str(r.id) for r in items])
+        db.session.commit()
         if principal.is_council:
             # The council view drops free text: dumped here, so the staff schema is not applied.
             return jsonify(CouncilReportPageSchema().dump(page))
@@ -135,9 +142,13 @@ class ReportById(MethodView):
     @blp.alt_response(404, description="No such report, or not yours")
     def get(self, report_id: uuid.UUID):
         """One report (its author, staff)"""
-        report = service.report_visible_to(current_principal(), report_id)
+        principal = current_principal()
+        report = service.report_visible_to(principal, report_id)
         if report is None:
             abort(404, message="No such report.")
+        if principal.is_staff:
+            audit.record(principal, "report.read", "report", report.id)
+            db.session.commit()
         return report
 
     @requires(*STAFF)

@@ -13,10 +13,10 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, delete, func, or_, select, text, update
 
 from backend.auth import Principal
 from backend.councils.models import CouncilArea
@@ -249,3 +249,25 @@ def triage(report_id: uuid.UUID, status: str, note: str | None, staff: Principal
     db.session.add(ReportStatusChange(report_id=report_id, status=status, note=note, changed_by=staff.uid))
     db.session.commit()
     return report
+
+
+def purge_expired_reports(retention_days: int, *, batch: int = 5000, now: datetime | None = None) -> int:
+    """Delete reports received more than ``retention_days`` ago (the daily ``purge_expired_reports``
+    job), a batch per transaction. What they added to the heatmap is kept first as bare counts, so
+    aggregates keep their counts; their triage history goes with them. Returns how many were deleted."""
+    from backend.heatmap.service import retain_counts_of_reports
+
+    cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=retention_days)
+    deleted = 0
+    while True:
+        ids = db.session.scalars(
+            select(Report.id).where(Report.created_at < cutoff).order_by(Report.created_at).limit(batch)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if not ids:
+            db.session.rollback()
+            return deleted
+        retain_counts_of_reports(list(ids))
+        db.session.execute(delete(Report).where(Report.id.in_(ids)))
+        db.session.commit()
+        deleted += len(ids)

@@ -199,6 +199,45 @@ def test_rebuild_gives_exactly_what_incremental_updates_gave(app, clean_heatmap,
         db.session.remove()
 
 
+def test_reports_past_retention_are_deleted_and_the_heatmap_keeps_their_counts(app, clean_heatmap, staff):
+    from backend.reports import service as reports
+
+    with app.app_context():
+        base = datetime(2026, 10, 1, 21, tzinfo=timezone.utc)
+        ids = [add_report(f"user-{i}", -0.12 + 0.002 * i, 51.5, base + timedelta(hours=i), CATEGORIES[i % 3], None,
+                          [(-0.12 + 0.002 * i, 51.5), (-0.118 + 0.002 * i, 51.501)] if i % 3 == 2 else None)
+               for i in range(9)]
+        old = ids[:6]
+        reports.triage(old[0], "reviewing", "looked at", staff)
+        db.session.execute(text("UPDATE reports SET created_at = now() - interval '400 days' WHERE id = ANY(:ids)"),
+                           {"ids": old})
+        db.session.commit()
+        before = snapshot()
+        assert reports.purge_expired_reports(365, batch=4) == 6  # in two batches
+        assert set(db.session.scalars(text("SELECT id::text FROM reports")).all()) == set(ids[6:])
+        assert db.session.scalar(text("SELECT count(*) FROM report_status_changes")) == 0
+        after = snapshot()
+        for table in ("heatmap_cells", "heatmap_totals"):
+            assert after[table] == before[table]  # the heatmap shows the same counts
+        assert after["heatmap_retained"]
+        # Who reported where and when goes with the reports: only the people of the recent ones remain.
+        recent_authors = set(db.session.scalars(text("SELECT author_id FROM reports")).all())
+        assert {r.author_id for r in after["heatmap_reporters"]} == recent_authors
+        assert {r.author_id for r in before["heatmap_reporters"]} > recent_authors
+        db.session.commit()
+        heatmap.rebuild()
+        assert snapshot() == after  # and a rebuild gives it again
+        assert reports.purge_expired_reports(365) == 0
+        db.session.remove()
+
+
+def test_the_retention_purge_is_scheduled_daily():
+    from worker import jobs, queues
+    from worker.schedule import PERIODIC
+
+    assert (jobs.purge_expired_reports, queues.MAINTENANCE, 86400) in PERIODIC
+
+
 def test_rebuild_counts_reports_the_worker_has_not_reached_and_marks_them(app, clean_heatmap):
     with app.app_context():
         pending = add_report("ann", -0.1145, 51.4627, datetime(2026, 11, 20, 22, tzinfo=timezone.utc), count=False)
