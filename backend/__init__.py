@@ -11,7 +11,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import ServiceUnavailable
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from backend import auth, limits, metrics
+from backend import auth, limits, logs, metrics
 from backend.config import Settings
 from backend.extensions import db, redis_conn
 from backend.http import Api
@@ -42,11 +42,12 @@ def create_app(settings: Settings | None = None) -> Flask:
             "servers": [{"url": "/"}],
         },
     )
-    _configure_logging(settings)
+    logs.configure(settings)
 
     db.init_app(app)
     redis_conn.init_app(app)
     auth.init_app(app)
+    logs.init_app(app)
     limits.init_app(app)
     metrics.init_app(app)
     if settings.proxy_hops:
@@ -110,9 +111,3 @@ def _register_cli(app: Flask) -> None:
     register(app)
 
 
-def _configure_logging(settings: Settings) -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )

@@ -84,6 +84,8 @@ class Settings:
     rate_limit_exports_ip: str = "100/hour"
     # Behind a load balancer: how many proxies' X-Forwarded-For entries to trust for the client IP.
     proxy_hops: int = 0
+    # "json" (one object a line, for log collectors) or "text"; default: json in production.
+    log_format: str = "text"
     firebase_web_api_key: str | None = None
     firebase_auth_domain: str | None = None
 
@@ -123,6 +125,7 @@ class Settings:
             rate_limits_enabled=env.get("RATE_LIMITS_ENABLED", "true").lower() not in ("0", "false", "no"),
             **{name: _limit(env, name.upper(), getattr(cls, name)) for name in RATE_LIMIT_SETTINGS},
             proxy_hops=_int(env, "PROXY_HOPS", cls.proxy_hops),
+            log_format=env.get("LOG_FORMAT") or ("json" if app_env == "production" else "text"),
             firebase_web_api_key=env.get("FIREBASE_WEB_API_KEY") or None,
             firebase_auth_domain=env.get("FIREBASE_AUTH_DOMAIN") or None,
         )
@@ -130,6 +133,8 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        if self.log_format not in ("json", "text"):
+            raise ConfigError(f"LOG_FORMAT must be json or text, got {self.log_format!r}")
         try:
             self.tz
         except (ZoneInfoNotFoundError, ValueError):

@@ -24,6 +24,8 @@ class OutboxTask(Base):
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     last_error: Mapped[str | None] = mapped_column(String(1000))
+    # The request that created the task (X-Request-Id): its jobs log under the same id.
+    request_id: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_outbox_pending", "id", postgresql_where=text("done_at IS NULL")),

@@ -27,6 +27,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import delete, select, text, update
 
 from backend.extensions import db, redis_conn
+from backend.logs import current_request_id, request_id_var
 from backend.outbox.models import OutboxTask
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def job_id(task_id: int) -> str:
 
 def add(task: str, queue: str, payload: dict[str, Any]) -> OutboxTask:
     """Record a task in the current transaction; the relay enqueues it once that commits."""
-    row = OutboxTask(task=task, queue=queue, payload=payload)
+    row = OutboxTask(task=task, queue=queue, payload=payload, request_id=current_request_id())
     db.session.add(row)
     db.session.execute(NOTIFY_SQL)
     return row
@@ -141,11 +142,20 @@ def run(task_id: int, handlers: dict[str, Callable[..., Any]]) -> str:
     if task is None:
         db.session.rollback()
         return "gone"
+    token = request_id_var.set(task.request_id or f"task-{task_id}")
+    try:
+        return _run_locked(task, handlers)
+    finally:
+        request_id_var.reset(token)
+
+
+def _run_locked(task: OutboxTask, handlers: dict[str, Callable[..., Any]]) -> str:
+    task_id, name = task.id, task.task
     if task.done_at is not None:
         db.session.rollback()
         return "already done"
     try:
-        handlers[task.task](**task.payload)
+        handlers[name](**task.payload)
     except Exception as exc:
         db.session.rollback()
         db.session.execute(
@@ -154,11 +164,13 @@ def run(task_id: int, handlers: dict[str, Callable[..., Any]]) -> str:
             .values(attempts=OutboxTask.attempts + 1, last_error=f"{type(exc).__name__}: {exc}"[:1000])
         )
         db.session.commit()
+        log.warning("outbox task %d %s failed: %s", task_id, name, exc)
         raise
     task.attempts += 1
     task.done_at = datetime.now(timezone.utc)
     task.last_error = None
     db.session.commit()
+    log.info("outbox task %d %s done", task_id, name)
     return "done"
 
 

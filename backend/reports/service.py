@@ -21,6 +21,7 @@ from sqlalchemy import and_, delete, func, or_, select, text, update
 from backend.auth import Principal
 from backend.councils.models import CouncilArea
 from backend.extensions import db
+from backend.logs import current_request_id
 from backend.reports.models import Report, ReportStatusChange
 from backend.reports.vocabulary import CLUSTER_CATEGORIES
 from backend.users.service import IDENTITY_CTE, find_user_id
@@ -64,8 +65,8 @@ _CREATE_SQL = text(f"""
         ON CONFLICT ON CONSTRAINT uq_reports_author_idempotency_key DO NOTHING
         RETURNING *
     ), tasks AS (
-        INSERT INTO outbox (task, queue, payload)
-        SELECT t.task, t.queue, jsonb_build_object('report_id', report.id)
+        INSERT INTO outbox (task, queue, payload, request_id)
+        SELECT t.task, t.queue, jsonb_build_object('report_id', report.id), :request_id
         FROM report, (VALUES (:heatmap_task, :heatmap_queue, true), (:cluster_task, :cluster_queue, :cluster)) AS t (task, queue, wanted)
         WHERE t.wanted
     )
@@ -94,6 +95,7 @@ def _insert(uid: str, data: dict[str, Any], key: uuid.UUID | None, fingerprint: 
         "heatmap_task": HEATMAP_TASK[0], "heatmap_queue": HEATMAP_TASK[1],
         "cluster_task": CLUSTER_TASK[0], "cluster_queue": CLUSTER_TASK[1],
         "cluster": data["category"] in CLUSTER_CATEGORIES,
+        "request_id": current_request_id(),
     }
     for _ in range(2):
         row = db.session.execute(_CREATE_SQL, params).one()
