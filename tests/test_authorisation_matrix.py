@@ -1,0 +1,214 @@
+"""Every endpoint x every kind of caller, with the exact status each gets (OWASP API1, API5: object-
+and function-level authorisation). One row per endpoint; the columns are:
+
+    anonymous, the commuter who owns the objects, another commuter, the council of the objects' area
+    (Southwark), the council of another area (Camden), the safety team, an admin.
+
+The objects: a report by the commuter in Peckham (Southwark), the commuter's device, a safe hub, an
+alert, and an export Southwark requested (not built yet)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from tests.factories import PECKHAM, Caller, new_key, report_body
+
+CALLERS = {
+    "anonymous": None,
+    "owner": Caller("commuter-alice"),
+    "other": Caller("commuter-bob"),
+    "council": Caller("council-southwark", role="council", council="E09000028"),
+    "other_council": Caller("council-camden", role="council", council="E09000007"),
+    "safety_team": Caller("staff-sam", role="safety_team"),
+    "admin": Caller("admin-ada", role="admin"),
+}
+ANY = (200,) * 7
+
+
+def expires() -> str:
+    return (datetime.now(timezone.utc) + timedelta(hours=2)).isoformat().replace("+00:00", "Z")
+
+
+HUB = {"name": "Peckham Rye station", "kind": "staffed_station", "opening_hours": "24/7",
+       "location": {"type": "Point", "coordinates": PECKHAM}}
+DEVICE = {"token": "fcm-matrix-" + "a" * 140, "platform": "android", "radius_m": 1000,
+          "location": {"type": "Point", "coordinates": PECKHAM}}
+ALERT = {"title": "Station closed", "body": "Use the buses.", "severity": "info",
+         "area": {"center": {"type": "Point", "coordinates": PECKHAM}, "radius_m": 500}}
+EXPORT = {"kind": "lighting", "council": "E09000028", "from": "2026-01-01", "to": "2026-12-31", "format": "csv"}
+WHERE = "?lon=-0.0692&lat=51.474"
+
+#   method, path (with {report} {hub} {device} {alert} {export}), body, and the statuses:
+#   anonymous, owner, other, council, other_council, safety_team, admin
+MATRIX: list[tuple[str, str, Any, tuple[int, ...]]] = [
+    ("GET", "/healthz", None, ANY),
+    ("GET", "/readyz", None, ANY),
+    ("GET", "/api/openapi.json", None, ANY),
+    ("GET", "/metrics", None, ANY),
+    ("GET", "/dashboard/", None, ANY),
+    ("GET", "/api/v1/public/heatmap", None, ANY),
+    ("POST", "/api/v1/reports", "report", (401, 201, 201, 201, 201, 201, 201)),
+    ("POST", "/api/v1/reports/batch", "batch", (401, 200, 200, 200, 200, 200, 200)),
+    ("GET", "/api/v1/reports", None, (401, 403, 403, 200, 200, 200, 200)),
+    ("GET", "/api/v1/reports/{report}", None, (401, 200, 404, 404, 404, 200, 200)),
+    ("PATCH", "/api/v1/reports/{report}", {"status": "reviewing"}, (401, 403, 403, 403, 403, 200, 200)),
+    ("GET", "/api/v1/me/reports", None, (401, 200, 200, 200, 200, 200, 200)),
+    ("DELETE", "/api/v1/me", None, (401, 204, 204, 204, 204, 204, 204)),
+    ("GET", "/api/v1/councils", None, (401, 200, 200, 200, 200, 200, 200)),
+    ("GET", "/api/v1/heatmap?zoom=10&bbox=-0.2,51.4,0,51.6", None, (401, 403, 403, 200, 200, 200, 200)),
+    ("GET", "/api/v1/heatmap/tiles/10/511/340.mvt", None, (401, 403, 403, 204, 204, 204, 204)),
+    ("GET", "/api/v1/hotspots", None, (401, 403, 403, 200, 200, 200, 200)),
+    ("GET", "/api/v1/safe-hubs", None, (401, 200, 200, 200, 200, 200, 200)),
+    ("GET", "/api/v1/safe-hubs/nearest" + WHERE, None, (401, 200, 200, 200, 200, 200, 200)),
+    ("GET", "/api/v1/safe-hubs/{hub}", None, (401, 200, 200, 200, 200, 200, 200)),
+    ("POST", "/api/v1/safe-hubs", HUB, (401, 403, 403, 403, 403, 201, 201)),
+    ("PATCH", "/api/v1/safe-hubs/{hub}", {"phone": "020 7000 0000"}, (401, 403, 403, 403, 403, 200, 200)),
+    ("DELETE", "/api/v1/safe-hubs/{hub}", None, (401, 403, 403, 403, 403, 204, 204)),
+    ("POST", "/api/v1/devices", "device", (401, 201, 201, 201, 201, 201, 201)),
+    ("PATCH", "/api/v1/devices/{device}", {"radius_m": 2000}, (401, 200, 404, 404, 404, 404, 404)),
+    ("DELETE", "/api/v1/devices/{device}", None, (401, 204, 404, 404, 404, 404, 404)),
+    ("POST", "/api/v1/alerts", "alert", (401, 403, 403, 403, 403, 202, 202)),
+    ("GET", "/api/v1/alerts/{alert}", None, (401, 403, 403, 403, 403, 200, 200)),
+    ("GET", "/api/v1/alerts/nearby" + WHERE, None, (401, 200, 200, 200, 200, 200, 200)),
+    ("POST", "/api/v1/exports", EXPORT, (401, 403, 403, 202, 403, 202, 202)),
+    ("GET", "/api/v1/exports", None, (401, 403, 403, 200, 200, 200, 200)),
+    ("GET", "/api/v1/exports/{export}", None, (401, 403, 403, 200, 404, 200, 200)),
+    ("GET", "/api/v1/exports/{export}/download", None, (401, 403, 403, 409, 404, 409, 409)),
+]
+
+
+def body_for(kind: Any) -> Any:
+    if kind == "report":
+        return report_body()
+    if kind == "batch":
+        return {"reports": [{**report_body(), "client_id": new_key()}]}
+    if kind == "device":
+        return {**DEVICE, "token": f"fcm-{new_key()}-" + "b" * 100}
+    if kind == "alert":
+        return {**ALERT, "expires_at": expires()}
+    return kind
+
+
+@pytest.fixture
+def world(client) -> dict[str, str]:
+    """The objects the matrix reads, made through the API by their rightful callers."""
+    owner, council, staff = CALLERS["owner"], CALLERS["council"], CALLERS["safety_team"]
+
+    def made(method: str, path: str, body: Any, caller: Caller, status: int) -> str:
+        response = client.open(path, method=method, json=body, headers=caller.headers(**{"Idempotency-Key": new_key()}))
+        assert response.status_code == status, response.json
+        return response.json["id"]
+
+    return {
+        "report": made("POST", "/api/v1/reports", report_body(location={"type": "Point", "coordinates": PECKHAM}), owner, 201),
+        "device": made("POST", "/api/v1/devices", DEVICE, owner, 201),
+        "hub": made("POST", "/api/v1/safe-hubs", HUB, staff, 201),
+        "alert": made("POST", "/api/v1/alerts", {**ALERT, "expires_at": expires()}, staff, 202),
+        "export": made("POST", "/api/v1/exports", EXPORT, council, 202),
+    }
+
+
+CASES = [
+    pytest.param(method, path, body, who, expected, id=f"{method} {path.split('?')[0]} as {who}")
+    for method, path, body, statuses in MATRIX
+    for who, expected in zip(CALLERS, statuses)
+]
+
+
+@pytest.mark.parametrize("method, path, body, who, expected", CASES)
+def test_authorisation_matrix(client, world, method, path, body, who, expected):
+    caller = CALLERS[who]
+    headers = caller.headers(**{"Idempotency-Key": new_key()}) if caller else {}
+    response = client.open(path.format(**world), method=method, json=body_for(body), headers=headers)
+    assert response.status_code == expected, (response.status_code, response.get_data(as_text=True)[:300])
+
+
+def test_the_matrix_covers_every_documented_operation(client):
+    document = client.get("/api/openapi.json").json
+    documented = {(method.upper(), path) for path, operations in document["paths"].items() for method in operations
+                  if method in ("get", "post", "put", "patch", "delete")}
+    placeholders = {"{report}": "{report_id}", "{hub}": "{hub_id}", "{device}": "{device_id}", "{alert}": "{alert_id}",
+                    "{export}": "{export_id}"}
+    covered = set()
+    for method, path, _, _ in MATRIX:
+        path = path.split("?")[0]
+        for ours, theirs in placeholders.items():
+            path = path.replace(ours, theirs)
+        path = path.replace("/tiles/10/511/340.mvt", "/tiles/{z}/{x}/{y}.mvt")
+        covered.add((method, path))
+    assert documented - covered == set()
+
+
+# -- OWASP API2: broken authentication beyond the emulator -------------------------------------------
+
+def test_unsigned_tokens_are_refused_outside_development(app, settings, client):
+    """With real verification (no emulator host), an unsigned token is refused before any key fetch."""
+    import os
+    from dataclasses import replace
+
+    from backend import create_app
+
+    real = create_app(replace(settings, firebase_auth_emulator_host=None, google_application_credentials=None))
+    try:
+        token = CALLERS["safety_team"].token()
+        response = real.test_client().get("/api/v1/reports", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 401 and "not valid" in response.json["message"]
+    finally:
+        os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = settings.firebase_auth_emulator_host
+        from backend import auth
+
+        app.extensions["firebase_app"] = auth.firebase_app(settings)
+
+
+# -- OWASP API3: no property a caller should not see --------------------------------------------------
+
+SECRET_TEXT = "He followed me off the N29 and waited outside"
+
+
+def test_no_description_or_author_leaks_to_anyone_but_staff_and_the_author(client, world):
+    owner = CALLERS["owner"]
+    client.post("/api/v1/reports", json=report_body(description=SECRET_TEXT, location={"type": "Point", "coordinates": PECKHAM}),
+                headers=owner.headers(**{"Idempotency-Key": new_key()}))
+    reads = ["/api/v1/reports", "/api/v1/reports/{report}", "/api/v1/heatmap?zoom=10&bbox=-0.2,51.4,0,51.6",
+             "/api/v1/hotspots", "/api/v1/public/heatmap", "/api/v1/alerts/nearby" + WHERE, "/api/v1/exports"]
+    for who in ("anonymous", "other", "council", "other_council"):
+        caller = CALLERS[who]
+        for path in reads:
+            response = client.get(path.format(**world), headers=caller.headers() if caller else {})
+            body = response.get_data(as_text=True)
+            assert SECRET_TEXT not in body and owner.uid not in body and "author_id" not in body, (who, path)
+    staff_view = client.get("/api/v1/reports", headers=CALLERS["safety_team"].headers()).get_data(as_text=True)
+    assert SECRET_TEXT in staff_view and owner.uid not in staff_view and "author_id" not in staff_view
+
+
+# -- OWASP API4: unrestricted resource consumption ----------------------------------------------------
+
+@pytest.mark.parametrize("method, path, body, status", [
+    ("GET", "/api/v1/reports?limit=201", None, 422),
+    ("GET", "/api/v1/reports?bbox=-5,50,5,56", None, 422),
+    ("GET", "/api/v1/heatmap?zoom=14&bbox=-3,50,3,55", None, 422),
+    ("GET", "/api/v1/heatmap?zoom=12", None, 422),  # street-level cells need a bbox
+    ("GET", "/api/v1/heatmap?zoom=10&limit=20001", None, 422),
+    ("GET", "/api/v1/safe-hubs?limit=2001", None, 422),
+    ("GET", "/api/v1/safe-hubs/nearest?lon=0&lat=51&limit=51", None, 422),
+    ("POST", "/api/v1/exports", {**EXPORT, "from": "2000-01-01", "to": "2026-01-01"}, 422),
+    ("POST", "/api/v1/exports", {**{k: v for k, v in EXPORT.items() if k != "council"},
+                                 "area": {"type": "Polygon", "coordinates": [[[-9, 50], [0, 50], [0, 58], [-9, 58], [-9, 50]]]}},
+     422),
+    ("POST", "/api/v1/reports/batch", {"reports": [{**report_body(), "client_id": str(i)} for i in range(101)]}, 422),
+])
+def test_oversized_requests_are_refused(client, method, path, body, status):
+    response = client.open(path, method=method, json=body, headers=CALLERS["safety_team"].headers())
+    assert response.status_code == status, response.json
+
+
+def test_an_oversized_body_is_413_and_a_long_route_is_422(client):
+    huge = {**report_body(), "description": "x" * 300_000}
+    assert client.post("/api/v1/reports", json=huge, headers=CALLERS["owner"].headers()).status_code == 413
+    steps = [[-0.1 + 0.0001 * i, 51.5 + 0.00005 * (i % 2)] for i in range(501)]
+    route = report_body(category="unsafe_route", subcategory="poor_lighting",
+                        route={"type": "LineString", "coordinates": steps})
+    assert client.post("/api/v1/reports", json=route, headers=CALLERS["owner"].headers()).status_code == 422
