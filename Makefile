@@ -8,16 +8,19 @@ WITH_STACK := deploy/local/with-stack
 CLI := $(WITH_STACK) $(VENV)/bin/safetravel
 DEMO_REPORTS ?= 25000
 
-.PHONY: help demo run test lint browser bench-ingest bench-heatmap bench-alerts bench-export stack down migrate councils seed venv clean
+.PHONY: help demo run test test-faults test-fuzz lint browser bench-ingest bench-heatmap bench-alerts bench-export bench-load stack down migrate councils seed venv clean
 
 help:
 	@echo "make demo          run the whole platform with London demo data (Ctrl-C stops it)"
 	@echo "make run           the same without demo data (PORT=8000 by default)"
 	@echo "make test          run the test suite against real PostgreSQL + PostGIS and Redis"
+	@echo "make test-faults   only the fault drills (Redis down, PostgreSQL restarted) under traffic"
+	@echo "make test-fuzz     schemathesis against the OpenAPI document with a token of every role"
 	@echo "make bench-ingest  reports/s through the API next to raw INSERTs"
 	@echo "make bench-heatmap heatmap rebuild, tiles and freshness on 1,000,000 reports"
 	@echo "make bench-alerts  alert targeting on 1,000,000 devices, fan-out throughput"
 	@echo "make bench-export  council export of 1,000,000 reports per format, next to ogr2ogr"
+	@echo "make bench-load    a mixed workload with locust: throughput, p50/p99, errors, lost reports"
 	@echo "make lint          ruff over the code"
 	@echo "make down          stop the local PostgreSQL and Redis"
 
@@ -58,6 +61,16 @@ test: venv stack browser
 lint: venv
 	@$(VENV)/bin/ruff check backend worker schemas tests bench migrations
 
+# The fault drills alone (make test runs them too): Redis stopped, PostgreSQL restarted, under traffic.
+test-faults: venv stack
+	@$(WITH_STACK) $(VENV)/bin/pytest -m faults -s $(PYTEST_ARGS)
+
+# Schemathesis against the OpenAPI document, every role; in a virtualenv of its own (its pins are not ours).
+FUZZ_VENV := .venv-fuzz
+test-fuzz: venv stack councils
+	@[ -x $(FUZZ_VENV)/bin/st ] || { $(PYTHON) -m venv $(FUZZ_VENV) && $(FUZZ_VENV)/bin/pip install --quiet "schemathesis>=4.3,<5"; }
+	@$(WITH_STACK) $(VENV)/bin/python -m tests.fuzz $(FUZZ_ARGS)
+
 browser:
 	@deploy/local/stack.sh browser
 
@@ -72,6 +85,9 @@ bench-alerts: venv stack
 
 bench-export: venv stack
 	@$(WITH_STACK) $(VENV)/bin/python -m bench.export $(BENCH_ARGS)
+
+bench-load: venv stack councils
+	@$(WITH_STACK) $(VENV)/bin/python -m bench.load $(BENCH_ARGS)
 
 clean:
 	@$(STACK) purge

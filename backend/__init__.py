@@ -6,6 +6,7 @@ import logging
 
 import swagger_ui_bundle
 from flask import Flask, request, send_from_directory
+from flask_smorest import abort
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import ServiceUnavailable
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 API_VERSION = "1.0.0"
 RETRY_AFTER_S = "5"
+MAX_QUERY_BYTES = 4096
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -85,6 +87,13 @@ def _register_blueprints(api: Api) -> None:
 
 
 def _register_request_hooks(app: Flask, api: Api) -> None:
+    @app.before_request
+    def _query_limit() -> None:
+        # Longer query strings are abuse, not filters; refused here as JSON (gunicorn refuses request
+        # lines past its own limit, 8 KiB, before the app sees them).
+        if len(request.query_string) > MAX_QUERY_BYTES:
+            abort(414, message=f"The query string is too long: at most {MAX_QUERY_BYTES:,} bytes.")
+
     @app.before_request
     def _body_limit() -> None:
         # A view class may allow a larger body than the default (the offline batch does).

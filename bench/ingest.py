@@ -36,6 +36,7 @@ from pathlib import Path
 import psycopg
 from redis import Redis
 
+from backend.config import RATE_LIMIT_SETTINGS
 from backend.devtokens import emulator_token
 from bench.data import bench_database
 
@@ -174,10 +175,11 @@ def free_port() -> int:
 
 
 def start_api(database_url: str, redis_url: str, port: int) -> subprocess.Popen:
-    # Limits high enough never to refuse the benchmark's 50 users on one address, yet still checked
-    # (a Redis round trip per report), as in production.
+    # Limits high enough never to refuse a benchmark's users on one address, yet still checked
+    # (a Redis round trip per request), as in production.
+    generous = {name.upper(): "1000000/minute" for name in RATE_LIMIT_SETTINGS}
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "PORT": str(port),
-           "APP_ENV": "development", "RATE_LIMIT_REPORTS": "1000000/minute", "RATE_LIMIT_REPORTS_IP": "1000000/minute"}
+           "APP_ENV": "development", **generous}
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "--config", "deploy/gunicorn.conf.py", "backend.wsgi:app"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,

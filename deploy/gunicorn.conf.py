@@ -10,6 +10,8 @@ threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
+# gunicorn's largest request line (8 KiB); the app refuses query strings over 4 KiB with a JSON 414.
+limit_request_line = 8190
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", None)
 errorlog = "-"
 # Create the app once, then fork: workers share its read-only memory.

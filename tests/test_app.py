@@ -95,3 +95,8 @@ def test_database_down_answers_503_with_retry_after_not_500(app_without_database
     assert response.json["code"] == 503 and "Traceback" not in response.get_data(as_text=True)
     ready = client.get("/readyz")
     assert ready.status_code == 503 and ready.json["database"].startswith("unavailable")
+
+
+def test_an_overlong_query_string_is_a_json_414(client, staff):
+    response = client.get("/api/v1/heatmap?" + "&".join(["category=spiking"] * 300), headers=staff.headers())
+    assert response.status_code == 414 and response.json["code"] == 414 and "4,096" in response.json["message"]

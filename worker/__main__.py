@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import SimpleWorker
 
 from backend.alerts.notifier import notifier
@@ -15,6 +17,7 @@ from worker.app import end_of_job, worker_app
 from worker.relay import start_relay
 
 log = logging.getLogger("worker")
+RECONNECT_DELAY_S = 2
 
 
 class SafeTravelWorker(SimpleWorker):
@@ -38,11 +41,21 @@ def main(argv: list[str] | None = None) -> None:
     notifier()  # chosen now, so that a missing FCM credential is said at start-up, not at the first alert
     # RQ blocks on Redis for minutes at a time: this connection has no short socket timeout.
     connection = Redis.from_url(settings.redis_url, health_check_interval=30)
-    worker = SafeTravelWorker(args.queues, connection=connection)
     if not args.burst:
         start_relay(settings.database_url)
-    log.info("worker serving %s", ", ".join(args.queues))
-    worker.work(burst=args.burst, with_scheduler=True)
+    # A Redis outage must not end the worker: it waits, then serves again (the relay thread, which
+    # talks to PostgreSQL, keeps trying on its own; nothing waits in Redis that is not also in the outbox).
+    while True:
+        try:
+            worker = SafeTravelWorker(args.queues, connection=connection)
+            log.info("worker serving %s", ", ".join(args.queues))
+            worker.work(burst=args.burst, with_scheduler=True)
+            return
+        except RedisError as exc:
+            if args.burst:
+                raise
+            log.warning("Redis unavailable (%s); the worker serves again in %ss", exc, RECONNECT_DELAY_S)
+            time.sleep(RECONNECT_DELAY_S)
 
 
 if __name__ == "__main__":

@@ -126,8 +126,19 @@ def sweep(stale_after_s: float = STALE_CLAIM_S, limit: int = 5000) -> int:
     if not claimed:
         db.session.rollback()
         return 0
-    jobs = Job.fetch_many([job_id(i) for i in claimed], connection=redis_conn.client)
-    lost = [i for i, job in zip(claimed, jobs) if job is None or job.get_status(refresh=False) not in LIVE_JOB_STATUSES]
+    connection = redis_conn.client
+    jobs = Job.fetch_many([job_id(i) for i in claimed], connection=connection)
+    # A job Redis says is queued but that sits in no queue list was popped by a worker that lost
+    # Redis before it could start it: nobody will run it.
+    queued_ids: dict[str, set[str]] = {}
+    for job in jobs:
+        if job is not None and job.get_status(refresh=False) == JobStatus.QUEUED and job.origin not in queued_ids:
+            queued_ids[job.origin] = set(Queue(job.origin, connection=connection).get_job_ids())
+    lost = [
+        i for i, job in zip(claimed, jobs)
+        if job is None or job.get_status(refresh=False) not in LIVE_JOB_STATUSES
+        or (job.get_status(refresh=False) == JobStatus.QUEUED and job.id not in queued_ids[job.origin])
+    ]
     if lost:
         db.session.execute(update(OutboxTask).where(OutboxTask.id.in_(lost)).values(enqueued_at=None))
         db.session.execute(NOTIFY_SQL)

@@ -75,6 +75,18 @@ def test_tasks_lost_from_redis_are_released_by_the_sweep_and_run_once(client, co
     assert [(t.attempts, t.done_at is not None) for t in tasks()] == [(1, True), (1, True)]
 
 
+def test_a_job_popped_by_a_worker_that_then_lost_redis_is_released_by_the_sweep(redis_client):
+    """Its hash still says queued, but it is in no queue list: nobody would ever run it."""
+    task = outbox.add("x", queues.HEATMAP, {})
+    db.session.commit()
+    assert outbox.relay() == 1
+    assert outbox.sweep(stale_after_s=0) == 0  # queued, and in the queue: left alone
+    redis_client.lrem(f"rq:queue:{queues.HEATMAP}", 0, outbox.job_id(task.id))  # what a worker's BLPOP does
+    assert outbox.sweep(stale_after_s=0) == 1
+    assert outbox.relay() == 1  # enqueued again
+    assert outbox.job_id(task.id) in Queue(queues.HEATMAP, connection=redis_client).get_job_ids()
+
+
 def test_readyz_reports_redis_down(client, disposable_redis):
     assert client.get("/readyz").status_code == 200
     disposable_redis.stop()
