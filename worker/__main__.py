@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import threading
 import time
 
 from redis import Redis
@@ -18,16 +19,41 @@ from worker.relay import start_relay
 
 log = logging.getLogger("worker")
 RECONNECT_DELAY_S = 2
+HEARTBEAT_S = 10
 
 
 class SafeTravelWorker(SimpleWorker):
     """Runs jobs in-process (no fork per job: the app, its connection pool and imports stay warm)
-    and hands the database session back after every job, whatever its outcome."""
+    and hands the database session back after every job, whatever its outcome.
+
+    RQ's SimpleWorker announces itself alive for the job's whole timeout, so a worker killed mid-job
+    (SIGKILL, a lost node) would hold its job for ten minutes. This one beats every HEARTBEAT_S from a
+    thread while a job runs, with a short time-to-live: about a minute after a kill, the outbox sweep
+    sees the job's worker gone and the task runs again elsewhere (backend/outbox/service.py)."""
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 - RQ's signature
+        kwargs.setdefault("job_monitoring_interval", HEARTBEAT_S)
+        super().__init__(*args, **kwargs)
+
+    def get_heartbeat_ttl(self, job) -> int:  # noqa: ANN001 - RQ's signature
+        return self.job_monitoring_interval + 60
 
     def perform_job(self, job, queue):  # noqa: ANN001 - RQ's signature
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self.job_monitoring_interval):
+                try:
+                    self.maintain_heartbeats(job)
+                except Exception as exc:  # Redis away: the next beat tries again
+                    log.warning("heartbeat failed: %s", exc)
+
+        beating = threading.Thread(target=beat, name="rq-heartbeat", daemon=True)
+        beating.start()
         try:
             return super().perform_job(job, queue)
         finally:
+            done.set()
             end_of_job()
 
 

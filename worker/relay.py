@@ -36,6 +36,7 @@ class Relay(threading.Thread):
         self.dsn = libpq_dsn(database_url)
         self.poll_s = poll_s
         self.stopping = threading.Event()
+        self.listening = threading.Event()  # set once LISTEN is in place (tests wait on it)
         self.relayed = 0
 
     def stop(self) -> None:
@@ -62,6 +63,7 @@ class Relay(threading.Thread):
                 with psycopg.connect(self.dsn, autocommit=True) as listener:
                     listener.execute(f"LISTEN {outbox.CHANNEL}")
                     self.drain()  # whatever was committed before we listened
+                    self.listening.set()
                     backoff = 0.5
                     last_drain = time.monotonic()
                     while not self.stopping.is_set():

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from rq import Queue, Retry
+from rq import Queue, Retry, Worker
 from rq.job import Job, JobStatus
 from sqlalchemy import delete, select, text, update
 
@@ -138,6 +138,8 @@ def sweep(stale_after_s: float = STALE_CLAIM_S, limit: int = 5000) -> int:
         i for i, job in zip(claimed, jobs)
         if job is None or job.get_status(refresh=False) not in LIVE_JOB_STATUSES
         or (job.get_status(refresh=False) == JobStatus.QUEUED and job.id not in queued_ids[job.origin])
+        # A job "started" by a worker that stopped beating (killed mid-job) will not finish.
+        or (job.get_status(refresh=False) == JobStatus.STARTED and not _worker_alive(job))
     ]
     if lost:
         db.session.execute(update(OutboxTask).where(OutboxTask.id.in_(lost)).values(enqueued_at=None))
@@ -145,6 +147,12 @@ def sweep(stale_after_s: float = STALE_CLAIM_S, limit: int = 5000) -> int:
         log.info("outbox sweep released %d task(s) lost from RQ", len(lost))
     db.session.commit()
     return len(lost)
+
+
+def _worker_alive(job: Job) -> bool:
+    """Whether the worker running a job still beats: a worker's key lapses about a minute and a half
+    after its last heartbeat, so a worker killed mid-job (SIGKILL, a lost node) is noticed then."""
+    return bool(job.worker_name) and bool(job.connection.exists(f"{Worker.redis_worker_namespace_prefix}{job.worker_name}"))
 
 
 def run(task_id: int, handlers: dict[str, Callable[..., Any]]) -> str:

@@ -42,13 +42,13 @@ class Platform:
     database_url: str
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
-    def start_worker(self) -> subprocess.Popen:
+    def start_worker(self, name: str = "worker") -> subprocess.Popen:
         env = {**os.environ, "DATABASE_URL": self.database_url, "REDIS_URL": self.redis.url, "APP_ENV": "development"}
         self.log = open(Path(self.redis.dir) / "worker.log", "a")
-        self.processes["worker"] = subprocess.Popen(
+        self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", "worker"], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True)
-        return self.processes["worker"]
+        return self.processes[name]
 
     def start_scheduler(self) -> subprocess.Popen:
         env = {**os.environ, "DATABASE_URL": self.database_url, "REDIS_URL": self.redis.url, "APP_ENV": "development"}
@@ -64,7 +64,8 @@ class Platform:
 
 
 @pytest.fixture
-def platform(settings, real_commits) -> Iterator[Platform]:
+def platform(settings, real_commits, monkeypatch, tmp_path) -> Iterator[Platform]:
+    monkeypatch.setenv("EXPORT_DIR", str(tmp_path / "exports"))  # shared by the API and the workers
     redis = DisposableRedis(persistent=True)
     redis.start()
     port = free_port()

@@ -140,7 +140,7 @@ def test_relay_thread_wakes_on_commit(app, real_commits, client, commuter, setti
     relay = Relay(settings.database_url, poll_s=30)  # a long poll: only NOTIFY can wake it in time
     relay.start()
     try:
-        time.sleep(0.3)  # listening
+        assert relay.listening.wait(15)
         client.post(URL, json=report_body(), headers=commuter.headers())
         deadline = time.monotonic() + 5
         while relay.relayed < 2 and time.monotonic() < deadline:
