@@ -21,10 +21,14 @@ MAX_BATCH = 500  # FCM's limit for one send_each call
 
 @dataclass(frozen=True)
 class Push:
+    """One notification to one device. Pushes with the same ``collapse_id`` (an alert's id) replace
+    each other on the phone instead of stacking: a push sent again after a worker died shows once."""
+
     token: str
     title: str
     body: str
     data: dict[str, str] = field(default_factory=dict)
+    collapse_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,22 @@ def classify(error: Exception) -> Outcome:
     return Outcome(False, error=f"{type(error).__name__}: {error}"[:300])
 
 
+def message(push: Push) -> messaging.Message:
+    """The FCM message for a push: high priority, and collapsible on every platform when it has a
+    collapse id (Android's collapse key and notification tag, APNs' collapse id, the Web's tag)."""
+    collapse = push.collapse_id
+    apns_headers = {"apns-priority": "10", **({"apns-collapse-id": collapse} if collapse else {})}
+    return messaging.Message(
+        token=push.token,
+        notification=messaging.Notification(title=push.title, body=push.body),
+        data=push.data,
+        android=messaging.AndroidConfig(priority="high", collapse_key=collapse,
+                                        notification=messaging.AndroidNotification(tag=collapse) if collapse else None),
+        apns=messaging.APNSConfig(headers=apns_headers),
+        webpush=messaging.WebpushConfig(notification=messaging.WebpushNotification(tag=collapse)) if collapse else None,
+    )
+
+
 class FcmNotifier:
     def __init__(self, app: firebase_admin.App) -> None:
         self.app = app
@@ -76,13 +96,7 @@ class FcmNotifier:
         for start in range(0, len(pushes), MAX_BATCH):
             batch = pushes[start:start + MAX_BATCH]
             response = messaging.send_each([
-                messaging.Message(
-                    token=p.token,
-                    notification=messaging.Notification(title=p.title, body=p.body),
-                    data=p.data,
-                    android=messaging.AndroidConfig(priority="high"),
-                    apns=messaging.APNSConfig(headers={"apns-priority": "10"}),
-                )
+                message(p)
                 for p in batch
             ], app=self.app)
             outcomes.extend(Outcome(sent=True) if r.success else classify(r.exception) for r in response.responses)

@@ -1,16 +1,25 @@
 """Alerts: geofenced pushes sent by a worker, every device at most once; cluster detection.
 
 Fan-out (``send_alert``): the targeted devices get a delivery row each; batches of at most 500 are
-claimed (``FOR UPDATE SKIP LOCKED``: two workers never claim one device), sent through the notifier
-and recorded, one commit per batch. A device whose delivery is recorded is never sent to again, so a
-retried or duplicated job resumes where the last one stopped. Dead tokens are deleted; transient
-failures (5xx, QUOTA_EXCEEDED) are left for the job's next attempt (RQ retries it with backoff).
+claimed, sent through the notifier and recorded, one commit per batch. A device whose delivery is
+recorded is never sent to again, so a retried or duplicated job resumes where the last one stopped.
+Dead tokens are deleted; transient failures (5xx, QUOTA_EXCEEDED) are left for the job's next attempt
+(RQ retries it with backoff).
+
+One run at a time per alert: the sender holds the alert's advisory lock on a connection of its own,
+which PostgreSQL releases the moment that connection closes. So a run that finds deliveries still
+``sending`` knows their sender died between handing the batch to FCM and recording the answers: FCM
+may or may not have taken them, and FCM has no idempotency key to ask. They are sent again (a missed
+safety alert is worse than a repeated one), with the alert's id as the collapse key, notification tag
+and ``apns-collapse-id``, so that the phone replaces the first notification instead of showing two.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -31,11 +40,14 @@ from backend.outbox import service as outbox
 log = logging.getLogger(__name__)
 
 SEND_TASK = ("alerts.send", "alerts")
-LEASE_S = 300  # a claimed delivery not recorded after this long is claimed again (its worker died)
 
 
 class TransientFailures(Exception):
     """Some pushes failed for a reason that may pass; the job is retried for those devices only."""
+
+
+class AlertBeingSent(Exception):
+    """Another live worker is sending this alert; the job is retried, and finds it sent or its sender gone."""
 
 
 class UnknownHub(ValueError):
@@ -103,9 +115,8 @@ _TARGET_CLUSTER = text("""
 _CLAIM = text("""
     WITH claimed AS MATERIALIZED (
         SELECT device_id FROM alert_deliveries
-        WHERE alert_id = :alert_id AND (status = 'pending'
-              OR (status = 'sending' AND updated_at < clock_timestamp() - make_interval(secs => :lease_s)))
-        LIMIT :batch  -- any unfinished ones: the partial index holds only those, however many were sent
+        WHERE alert_id = :alert_id AND status = 'pending'
+        LIMIT :batch  -- the partial index holds only unfinished deliveries, however many were sent
         FOR UPDATE SKIP LOCKED
     ), updated AS (
         UPDATE alert_deliveries AS ad SET status = 'sending', attempts = ad.attempts + 1,
@@ -148,22 +159,60 @@ def _payload(alert: Alert) -> dict[str, str]:
 
 
 def send_alert(alert_id: str, batch: int = notifiers.MAX_BATCH) -> dict[str, int]:
-    """Send an alert to its devices, each at most once; safe to run again after any failure."""
-    session = db.session
-    alert = session.get(Alert, uuid.UUID(alert_id))
+    """Send an alert to each of its devices once; safe to run again after any failure (a push is
+    repeated only when its worker died with it in flight, and then under the same collapse id)."""
+    alert = db.session.get(Alert, uuid.UUID(alert_id))
     if alert is None or alert.status == "sent":
         return {}
+    with _send_lock(alert.id) as held:
+        if not held:
+            raise AlertBeingSent(f"alert {alert_id} is being sent by another worker")
+        return _send_locked(alert, batch)
+
+
+@contextmanager
+def _send_lock(alert_id: uuid.UUID) -> Iterator[bool]:
+    """The alert's send lock, held on a connection of its own for the whole run (not in a transaction,
+    which would hold back vacuum for minutes). A killed worker's connection closes and frees it."""
+    key = {"key": f"alerts.send:{alert_id}"}
+    with db.engine.connect() as connection:
+        held = connection.execute(text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"), key).scalar()
+        connection.commit()
+        try:
+            yield held
+        finally:
+            if held:
+                connection.execute(text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"), key)
+                connection.commit()
+
+
+def _send_locked(alert: Alert, batch: int) -> dict[str, int]:
+    session = db.session
+    alert_id = str(alert.id)
     session.execute(update(Alert).where(Alert.id == alert.id).values(status="sending"))
     session.execute(_TARGET_CLUSTER if alert.kind == "cluster" else _TARGET_MANUAL, {"alert_id": alert.id})
-    # Transient failures of an earlier attempt are due again now.
-    session.execute(text("UPDATE alert_deliveries SET status = 'pending' WHERE alert_id = :a AND status = 'retry'"),
-                    {"a": alert.id})
+    # Under the lock, a delivery still 'sending' was handed to FCM by a worker that died before it
+    # recorded the answer: in doubt, so sent again (same collapse id). Transient failures are due again too.
+    in_doubt = session.execute(text("""
+        WITH due AS (
+            SELECT device_id, status FROM alert_deliveries
+            WHERE alert_id = :a AND status IN ('sending', 'retry') FOR UPDATE
+        ), reset AS (
+            UPDATE alert_deliveries AS ad SET status = 'pending' FROM due
+            WHERE ad.alert_id = :a AND ad.device_id = due.device_id
+            RETURNING due.status AS was
+        )
+        SELECT count(*) FILTER (WHERE was = 'sending') FROM reset
+    """), {"a": alert.id}).scalar()
     session.commit()
+    if in_doubt:
+        log.warning("alert %s: %d push(es) in doubt (their worker died mid-send): sending again under the same "
+                    "collapse id, so a phone that got the first shows one notification", alert_id, in_doubt)
     send = notifiers.notifier().send
     payload = _payload(alert)
     commuter_body = _commuter_body(alert) if alert.kind == "cluster" else alert.body
     while True:
-        claimed = session.execute(_CLAIM, {"alert_id": alert.id, "batch": batch, "lease_s": LEASE_S}).all()
+        claimed = session.execute(_CLAIM, {"alert_id": alert.id, "batch": batch}).all()
         session.commit()
         if not claimed:
             break
@@ -171,7 +220,8 @@ def send_alert(alert_id: str, batch: int = notifiers.MAX_BATCH) -> dict[str, int
         live = [row for row in claimed if row.token is not None]
         try:
             outcomes = send([
-                notifiers.Push(row.token, alert.title, alert.body if row.audience == "staff" else commuter_body, payload)
+                notifiers.Push(row.token, alert.title, alert.body if row.audience == "staff" else commuter_body, payload,
+                               collapse_id=alert_id)
                 for row in live
             ]) if live else []
         except Exception as exc:  # the whole batch failed (FCM unreachable, credentials refused): try later

@@ -166,6 +166,60 @@ def test_a_rerun_after_completion_sends_nothing(client, staff, fcm):
     assert fcm.sends == {"token-a": 1}
 
 
+def test_every_push_carries_the_alert_as_its_collapse_id_on_each_platform(client, staff, fcm):
+    add_device("token-a")
+    created = post_alert(client, staff)
+    run_outbox()
+    message = fcm.payloads[0]
+    assert message["android"]["collapse_key"] == created["id"]
+    assert message["android"]["notification"]["tag"] == created["id"]
+    assert message["apns"]["headers"]["apns-collapse-id"] == created["id"]
+    assert message["webpush"]["notification"]["tag"] == created["id"]
+
+
+class WorkerKilled(BaseException):
+    """What a SIGKILL looks like from inside: nothing after it runs, no handler sees it."""
+
+
+def test_pushes_in_doubt_after_a_worker_died_are_sent_again_once_under_the_same_collapse_id(client, staff, fcm):
+    for n in range(3):
+        add_device(f"token-{n}")
+    created = post_alert(client, staff)
+    real = notifiers.notifier()
+
+    class DiesAfterFcmTookTheBatch:
+        def send(self, pushes):
+            real.send(pushes)  # FCM accepted them; the worker dies before it records the answers
+            raise WorkerKilled
+
+    notifiers.use(DiesAfterFcmTookTheBatch())
+    with pytest.raises(WorkerKilled):
+        service.send_alert(created["id"])
+    db.session.rollback()
+    left = db.session.execute(text("SELECT status, count(*) FROM alert_deliveries GROUP BY status")).all()
+    assert left == [("sending", 3)]
+    notifiers.use(real)
+    run_outbox()  # the retried job, at once: the dead worker's lock went with its connection
+    figures = client.get(f"/api/v1/alerts/{created['id']}", headers=staff.headers()).json
+    assert (figures["status"], figures["targeted"], figures["sent"], figures["failed"]) == ("sent", 3, 3, 0)
+    assert fcm.sends == {"token-0": 2, "token-1": 2, "token-2": 2}  # FCM cannot be asked; the phone collapses them
+    assert {m["android"]["notification"]["tag"] for m in fcm.payloads} == {created["id"]}
+    assert db.session.scalar(text("SELECT max(attempts) FROM alert_deliveries")) == 2
+
+
+def test_a_second_run_while_a_live_worker_sends_the_alert_sends_nothing_and_is_retried(client, staff, fcm):
+    add_device("token-a")
+    created = post_alert(client, staff)
+    with service._send_lock(uuid.UUID(created["id"])) as held:  # another worker, alive, mid-send
+        assert held
+        with pytest.raises(service.AlertBeingSent):
+            run_outbox()
+        assert fcm.sends == {}
+    run_outbox()  # RQ's retry, after the other worker let go
+    assert fcm.sends == {"token-a": 1}
+    assert client.get(f"/api/v1/alerts/{created['id']}", headers=staff.headers()).json["status"] == "sent"
+
+
 def test_alert_around_a_safe_hub_and_in_a_polygon(client, staff, fcm):
     hub = client.post("/api/v1/safe-hubs", json={
         "name": "Brixton station", "kind": "staffed_station", "opening_hours": "24/7",
