@@ -42,11 +42,12 @@ class Platform:
     database_url: str
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
-    def start_worker(self, name: str = "worker") -> subprocess.Popen:
-        env = {**os.environ, "DATABASE_URL": self.database_url, "REDIS_URL": self.redis.url, "APP_ENV": "development"}
+    def start_worker(self, name: str = "worker", module: str = "worker", **extra_env: str) -> subprocess.Popen:
+        env = {**os.environ, "DATABASE_URL": self.database_url, "REDIS_URL": self.redis.url, "APP_ENV": "development",
+               **extra_env}
         self.log = open(Path(self.redis.dir) / "worker.log", "a")
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "worker"], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", module], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True)
         return self.processes[name]
 
