@@ -83,6 +83,24 @@ def init_app(app: Flask) -> None:
     else:
         os.environ.pop("FIREBASE_AUTH_EMULATOR_HOST", None)
     app.extensions["firebase_app"] = firebase_app(settings)
+    if settings.is_production:
+        require_credential(app.extensions["firebase_app"])
+
+
+def require_credential(fb_app: firebase_admin.App) -> None:
+    """firebase-admin's auth client needs a Google credential even to check a token's signature:
+    without one every request would fail. Say so at start-up instead."""
+    from google.auth.exceptions import DefaultCredentialsError
+
+    from backend.config import ConfigError
+
+    try:
+        fb_app.credential.get_credential()
+    except DefaultCredentialsError as exc:
+        raise ConfigError(
+            "No Google credential: set GOOGLE_APPLICATION_CREDENTIALS to the Firebase service-account key "
+            f"(or run where Application Default Credentials exist). {exc}"
+        ) from exc
 
 
 def firebase_app(settings: Settings) -> firebase_admin.App:

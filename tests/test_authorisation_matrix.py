@@ -143,24 +143,159 @@ def test_the_matrix_covers_every_documented_operation(client):
 
 
 # -- OWASP API2: broken authentication beyond the emulator -------------------------------------------
+# Production verification: no emulator, firebase-admin checks each token's RS256 signature against the
+# certificates Google publishes (that endpoint, outside this machine, answers from here).
 
-def test_unsigned_tokens_are_refused_outside_development(app, settings, client):
-    """With real verification (no emulator host), an unsigned token is refused before any key fetch."""
+PRODUCTION_PROJECT = "safetravel-prod-test"
+CERTS_URL = "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com"
+
+
+def _key_and_certificate(name: str):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+                   .not_valid_after(now + timedelta(days=1)).sign(key, hashes.SHA256()))
+    pem_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    return pem_key, certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+GOOGLE_KEY, GOOGLE_CERT = _key_and_certificate("securetoken")
+FORGER_KEY, _ = _key_and_certificate("mallory")
+
+
+def signed_token(private_key: str = GOOGLE_KEY, kid: str = "google-key-1", **claims: Any) -> str:
+    """A Firebase ID token as Google's token service signs it (RS256, its key id in the header)."""
+    import json
+
+    from google.auth import crypt, jwt
+
+    payload = json.loads(_payload_of(CALLERS["safety_team"].token(project_id=PRODUCTION_PROJECT)))
+    payload.update(claims)
+    return jwt.encode(crypt.RSASigner.from_string(private_key, kid), payload).decode()
+
+
+def _payload_of(token: str) -> str:
+    import base64
+
+    part = token.split(".")[1]
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode()
+
+
+def _hs256_with_the_public_certificate() -> str:
+    """The classic key confusion: HMAC-signed with the published certificate as the secret."""
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+    signing_input = b64(json.dumps({"alg": "HS256", "kid": "google-key-1", "typ": "JWT"}).encode()) + "." + \
+        b64(_payload_of(CALLERS["safety_team"].token(project_id=PRODUCTION_PROJECT)).encode())
+    signature = hmac.new(GOOGLE_CERT.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(signature)}"
+
+
+@pytest.fixture
+def production_verification(app, settings, tmp_path):
+    """A test client of an app configured as in production (no emulator, a service-account key),
+    Google's certificates answered over HTTP by `responses`; the test process's emulator setting and
+    firebase app are restored after."""
+    import json
     import os
     from dataclasses import replace
 
-    from backend import create_app
+    import firebase_admin
+    import responses
 
-    real = create_app(replace(settings, firebase_auth_emulator_host=None, google_application_credentials=None))
+    from backend import auth, create_app
+    from tests.alerts.fcm import service_account
+
+    key_file = tmp_path / "service-account.json"
+    key_file.write_text(json.dumps(service_account()))
+    firebase_admin.delete_app(app.extensions["firebase_app"])  # a fresh one, with the key
+    real = create_app(replace(settings, app_env="production", firebase_project_id=PRODUCTION_PROJECT,
+                              firebase_auth_emulator_host=None, google_application_credentials=str(key_file)))
     try:
-        token = CALLERS["safety_team"].token()
-        response = real.test_client().get("/api/v1/reports", headers={"Authorization": f"Bearer {token}"})
-        assert response.status_code == 401 and "not valid" in response.json["message"]
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as google:
+            yield real.test_client(), google
     finally:
         os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = settings.firebase_auth_emulator_host
-        from backend import auth
-
+        firebase_admin.delete_app(real.extensions["firebase_app"])
         app.extensions["firebase_app"] = auth.firebase_app(settings)
+
+
+def test_production_without_a_google_credential_refuses_to_start(app, settings, monkeypatch):
+    import os
+    from dataclasses import replace
+
+    import firebase_admin
+
+    from backend import auth, create_app
+    from backend.config import ConfigError
+
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("HOME", "/nonexistent")  # no gcloud application-default credentials either
+    monkeypatch.setattr("google.auth.compute_engine._metadata.is_on_gce", lambda *args, **kwargs: False)
+    firebase_admin.delete_app(app.extensions["firebase_app"])
+    try:
+        with pytest.raises(ConfigError, match="GOOGLE_APPLICATION_CREDENTIALS"):
+            create_app(replace(settings, app_env="production", firebase_project_id=PRODUCTION_PROJECT,
+                               firebase_auth_emulator_host=None, google_application_credentials=None))
+    finally:
+        os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = settings.firebase_auth_emulator_host
+        firebase_admin.delete_app(firebase_admin.get_app(auth.FIREBASE_APP_NAME))
+        app.extensions["firebase_app"] = auth.firebase_app(settings)
+
+
+def test_unsigned_tokens_are_refused_outside_development(production_verification):
+    """With real verification, an unsigned (emulator) token is refused before any key fetch."""
+    client, google = production_verification
+    response = client.get("/api/v1/reports", headers={"Authorization": f"Bearer {CALLERS['safety_team'].token()}"})
+    assert response.status_code == 401 and "not valid" in response.json["message"]
+    assert len(google.calls) == 0
+
+
+@pytest.mark.parametrize("token, status, reason", [
+    (lambda: signed_token(), 200, None),
+    (lambda: signed_token(FORGER_KEY), 401, "signature"),
+    (lambda: signed_token(kid="unknown-key"), 401, "key id"),
+    (lambda: signed_token(aud="another-project"), 401, "aud"),
+    (lambda: signed_token(iss="https://securetoken.google.com/another-project"), 401, "iss"),
+    (lambda: signed_token(exp=1_000_000_000, iat=999_996_400, auth_time=999_996_400), 401, "expired"),
+    (lambda: signed_token(sub=""), 401, "sub"),
+    (_hs256_with_the_public_certificate, 401, "alg"),
+], ids=["signed by Google", "signed by another key", "unknown key id", "wrong audience", "wrong issuer",
+        "expired", "no subject", "HS256 with the public certificate"])
+def test_production_accepts_only_tokens_google_signed_for_this_project(production_verification, token, status, reason):
+    client, google = production_verification
+    google.add(responses_get(), CERTS_URL, json={"google-key-1": GOOGLE_CERT})
+    response = client.get("/api/v1/reports", headers={"Authorization": f"Bearer {token()}"})
+    assert response.status_code == status, response.json
+    if reason:
+        assert reason in response.json["message"].lower(), response.json
+
+
+def test_google_certificates_unreachable_is_503_with_retry_after_not_401(production_verification):
+    client, google = production_verification
+    google.add(responses_get(), CERTS_URL, status=503)
+    response = client.get("/api/v1/reports", headers={"Authorization": f"Bearer {signed_token()}"})
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+
+
+def responses_get() -> str:
+    import responses
+
+    return responses.GET
 
 
 # -- OWASP API3: no property a caller should not see --------------------------------------------------

@@ -75,6 +75,20 @@ def test_the_roles_run_the_real_entry_points():
     assert len(images) == 1  # one image, four roles
 
 
+def test_every_process_that_builds_the_app_has_the_firebase_key_where_the_configuration_says():
+    """The API, the workers and the migrations (the CLI) build the app, which reads the key at start-up;
+    the scheduler only enqueues."""
+    key_path = Path(of_kind("ConfigMap")["safetravel-config"]["data"]["GOOGLE_APPLICATION_CREDENTIALS"])
+    pods = {**of_kind("Deployment"), **of_kind("Job")}
+    for name, pod in pods.items():
+        if name == "safetravel-scheduler":
+            continue
+        volumes = {v["name"]: v for v in pod["spec"]["template"]["spec"].get("volumes", [])}
+        mounts = {m["mountPath"]: m["name"] for m in containers(pod)[0].get("volumeMounts", [])}
+        assert str(key_path.parent) in mounts, f"{name} does not mount {key_path.parent}"
+        assert volumes[mounts[str(key_path.parent)]]["secret"]["secretName"] == "firebase-service-account", name
+
+
 def test_the_api_probes_health_and_readiness():
     api = containers(of_kind("Deployment")["safetravel-api"])[0]
     assert api["livenessProbe"]["httpGet"]["path"] == "/healthz"
