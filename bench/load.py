@@ -50,7 +50,8 @@ def start_worker(url: str, redis_url: str) -> subprocess.Popen:
 
 
 def run_locust(host: str, users: int, seconds: int, workdir: Path) -> Path:
-    env = {**os.environ, "LOAD_ANSWERED_FILE": str(workdir / "answered.txt")}
+    env = {**os.environ, "LOAD_ANSWERED_FILE": str(workdir / "answered.txt"),
+           "LOAD_IN_FLIGHT_FILE": str(workdir / "in_flight.json")}
     subprocess.run([str(VENV_BIN / "locust"), "-f", str(ROOT / "bench" / "locustfile.py"), "--headless",
                     "--users", str(users), "--spawn-rate", str(max(1, users // 5)), "--run-time", f"{seconds}s",
                     "--host", host, "--csv", str(workdir / "load"), "--only-summary", "--loglevel", "WARNING"],
@@ -71,6 +72,24 @@ def wait_for_worker(dsn: str, timeout_s: int = 300) -> float:
                 return time.perf_counter() - started
             time.sleep(0.5)
     return -1
+
+
+def retry_cut_off(host: str, in_flight: dict[str, dict]) -> dict:
+    """Send the reports the run's end cut off again, with their own Idempotency-Key, as the app's queue
+    does: one that had been stored is answered with it (a replay); one that had not is created now."""
+    import requests
+
+    from backend.devtokens import emulator_token
+
+    outcome = {"cut_off": len(in_flight), "replayed": 0, "created_on_retry": 0, "other": 0}
+    for key, request in in_flight.items():
+        response = requests.post(f"{host}/api/v1/reports", json=request["body"], timeout=30, headers={
+            "Authorization": f"Bearer {emulator_token(request['uid'])}", "Idempotency-Key": key})
+        if response.status_code == 201:
+            outcome["replayed" if response.headers.get("Idempotent-Replayed") == "true" else "created_on_retry"] += 1
+        else:
+            outcome["other"] += 1
+    return outcome
 
 
 def check_reports(dsn: str, answered: list[str]) -> dict:
@@ -110,8 +129,13 @@ def main() -> None:
             answered_file = run_locust(f"http://127.0.0.1:{port}", args.users, args.seconds, Path(tmp))
             stats = read_stats(Path(tmp) / "load_stats.csv")
             answered = [line for line in answered_file.read_text().splitlines() if line] if answered_file.exists() else []
+            in_flight_file = Path(tmp) / "in_flight.json"
+            in_flight = json.loads(in_flight_file.read_text()) if in_flight_file.exists() else {}
+        before_retry = check_reports(dsn, answered)
+        retried = retry_cut_off(f"http://127.0.0.1:{port}", in_flight)
         drained_s = wait_for_worker(dsn)
-        reports = check_reports(dsn, answered)
+        reports = {**check_reports(dsn, answered), "unanswered_before_retry": before_retry["unanswered_in_database"],
+                   **retried}
     finally:
         for process in (api, worker):
             os.killpg(process.pid, 15)
@@ -127,14 +151,19 @@ def main() -> None:
         print(f"{name:28} {entry['requests']:>9,} {entry['per_s']:>7} {entry['p50_ms']:>7.0f} {entry['p99_ms']:>7.0f} "
               f"{entry['errors']:>7}")
     print(f"\nreports answered 201: {reports['answered_201']:,}; in PostgreSQL: {reports['in_database']:,}; "
-          f"lost: {reports['lost']}; stored but never answered: {reports['unanswered_in_database']}; "
-          f"counted into the heatmap: {reports['in_heatmap']:,} (worker caught up {drained_s:.1f} s after the load)")
+          f"lost: {reports['lost']}; counted into the heatmap: {reports['in_heatmap']:,} "
+          f"(worker caught up {drained_s:.1f} s after the load)")
+    print(f"cut off in flight by the end of the run: {reports['cut_off']} ({reports['unanswered_before_retry']} of them "
+          f"already stored); sent again with their keys: {reports['replayed']} answered with the stored report, "
+          f"{reports['created_on_retry']} created now, {reports['other']} otherwise; stored but never answered "
+          f"after that: {reports['unanswered_in_database'] - reports['replayed'] - reports['created_on_retry']}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"load-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
     out.write_text(json.dumps({"users": args.users, "seconds": args.seconds, "endpoints": rows, "reports": reports,
                                "worker_drained_s": drained_s}, indent=2))
     print(f"written to {out.relative_to(ROOT)}")
-    if reports["lost"] or reports["answered_201"] != reports["distinct_answered"]:
+    if reports["lost"] or reports["answered_201"] != reports["distinct_answered"] or reports["other"] \
+            or reports["unanswered_before_retry"] > reports["replayed"]:
         sys.exit("REPORTS LOST OR DUPLICATED")
 
 

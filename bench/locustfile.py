@@ -2,10 +2,13 @@
 nearest hubs and moving their devices; the safety team's dashboard pulling heatmap tiles.
 
 Every report answered 201 is written down (LOAD_ANSWERED_FILE) so that the run can check that each
-one is in the database: nothing lost, nothing twice."""
+one is in the database: nothing lost, nothing twice. Reports still in flight when the run stops (locust
+abandons them) are written down too (LOAD_IN_FLIGHT_FILE), with their Idempotency-Key, so that the run
+can send them again as the app would."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -17,6 +20,7 @@ from locust import HttpUser, between, events, task
 from backend.devtokens import emulator_token
 
 ANSWERED: list[str] = []
+IN_FLIGHT: dict[str, dict] = {}  # Idempotency-Key -> the request, until it is answered
 STAFF_TOKEN = emulator_token("load-staff", role="safety_team", lifetime_s=6 * 3600)
 # Around central London, where the demo data is.
 WEST, SOUTH, EAST, NORTH = -0.25, 51.44, 0.05, 51.56
@@ -54,9 +58,12 @@ class Commuter(HttpUser):
                 "location": {"type": "Point", "coordinates": somewhere(self.rng)},
                 "transport": {"mode": self.rng.choice(["bus", "tube", "walking", "night_bus"])},
                 "factors": self.rng.sample(["poor_lighting", "isolated", "no_staff"], k=self.rng.randint(0, 2))}
-        headers = {**self.headers, "Idempotency-Key": str(uuid.uuid4())}
+        key = str(uuid.uuid4())
+        headers = {**self.headers, "Idempotency-Key": key}
+        IN_FLIGHT[key] = {"uid": self.uid, "body": body}
         with self.client.post("/api/v1/reports", name="POST /reports", headers=headers, json=body,
                               catch_response=True) as response:
+            IN_FLIGHT.pop(key, None)
             if response.status_code == 201:
                 ANSWERED.append(response.json()["id"])
                 response.success()
@@ -98,3 +105,5 @@ class SafetyTeam(HttpUser):
 def _write_answered(**_: object) -> None:
     with open(os.environ["LOAD_ANSWERED_FILE"], "w") as out:
         out.write("\n".join(ANSWERED))
+    with open(os.environ["LOAD_IN_FLIGHT_FILE"], "w") as out:
+        json.dump(IN_FLIGHT, out)
