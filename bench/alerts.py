@@ -28,6 +28,7 @@ from sqlalchemy import text
 from backend import create_app
 from backend.alerts import notifier as notifiers
 from backend.alerts import service as alerts
+from backend.alerts.models import Alert
 from backend.extensions import db
 from bench.data import bench_database
 from tests.alerts.fcm import SEND_URL, TOKEN_URL, firebase_test_app
@@ -112,11 +113,12 @@ def measure_fanout(dsn: str, devices: int) -> dict:
         figures = alerts.send_alert(str(alert))
         app_s = time.perf_counter() - started
 
+        # The very messages the app sends (title, body, data, collapse ids on every platform).
+        payload = alerts._payload(db.session.get(Alert, alert))
         started = time.perf_counter()
         for i in range(0, len(tokens), notifiers.MAX_BATCH):
             messaging.send_each([
-                messaging.Message(token=t, notification=messaging.Notification(title="Bench", body="Fan-out benchmark"),
-                                  data={"type": "alert"})
+                notifiers.message(notifiers.Push(t, "Bench", "Fan-out benchmark", payload, collapse_id=str(alert)))
                 for t in tokens[i:i + notifiers.MAX_BATCH]], app=app)
         floor_s = time.perf_counter() - started
     notifiers.use(None)
