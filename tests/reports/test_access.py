@@ -196,4 +196,9 @@ def test_delete_me_erases_reports_and_identity(client, commuter, staff):
     assert client.delete("/api/v1/me", headers=commuter.headers()).status_code == 204
     assert client.get(f"{URL}/{report['id']}", headers=staff.headers()).status_code == 404
     assert client.get("/api/v1/me/reports", headers=commuter.headers()).json["items"] == []
+    from sqlalchemy import text
+
+    from backend.extensions import db
+    links = db.session.execute(text("SELECT count(*) FROM users WHERE firebase_uid = :uid"), {"uid": commuter.uid})
+    assert links.scalar() == 0  # the identity link is gone (GET /me/reports made none: reads link nobody)
     assert client.delete("/api/v1/me", headers=commuter.headers()).status_code == 204
