@@ -193,17 +193,10 @@ def _send_locked(alert: Alert, batch: int) -> dict[str, int]:
     session.execute(_TARGET_CLUSTER if alert.kind == "cluster" else _TARGET_MANUAL, {"alert_id": alert.id})
     # Under the lock, a delivery still 'sending' was handed to FCM by a worker that died before it
     # recorded the answer: in doubt, so sent again (same collapse id). Transient failures are due again too.
-    in_doubt = session.execute(text("""
-        WITH due AS (
-            SELECT device_id, status FROM alert_deliveries
-            WHERE alert_id = :a AND status IN ('sending', 'retry') FOR UPDATE
-        ), reset AS (
-            UPDATE alert_deliveries AS ad SET status = 'pending' FROM due
-            WHERE ad.alert_id = :a AND ad.device_id = due.device_id
-            RETURNING due.status AS was
-        )
-        SELECT count(*) FILTER (WHERE was = 'sending') FROM reset
-    """), {"a": alert.id}).scalar()
+    in_doubt = session.scalar(text("SELECT count(*) FROM alert_deliveries WHERE alert_id = :a AND status = 'sending'"),
+                              {"a": alert.id})
+    session.execute(text("UPDATE alert_deliveries SET status = 'pending' WHERE alert_id = :a AND status IN ('sending', 'retry')"),
+                    {"a": alert.id})
     session.commit()
     if in_doubt:
         log.warning("alert %s: %d push(es) in doubt (their worker died mid-send): sending again under the same "
