@@ -11,11 +11,15 @@ import time
 from typing import Any
 
 
+def b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
 def _b64(data: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).decode().rstrip("=")
+    return b64url(json.dumps(data, separators=(",", ":")).encode())
 
 
-def emulator_token(
+def emulator_claims(
     uid: str,
     *,
     project_id: str = "demo-safetravel",
@@ -24,7 +28,8 @@ def emulator_token(
     lifetime_s: int = 3600,
     issued_at: float | None = None,
     **claims: Any,
-) -> str:
+) -> dict[str, Any]:
+    """The claims of a Firebase ID token for ``uid`` (those Google's token service would sign)."""
     now = int(time.time() if issued_at is None else issued_at)
     payload: dict[str, Any] = {
         "iss": f"https://securetoken.google.com/{project_id}",
@@ -41,4 +46,9 @@ def emulator_token(
     if council is not None:
         payload["council"] = council
     payload.update(claims)
-    return f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(payload)}."
+    return payload
+
+
+def emulator_token(uid: str, **kwargs: Any) -> str:
+    """An unsigned token with those claims (``emulator_claims`` takes the same arguments)."""
+    return f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(emulator_claims(uid, **kwargs))}."

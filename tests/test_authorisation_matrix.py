@@ -13,7 +13,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+import responses
 
+from backend.devtokens import b64url, emulator_claims
+from tests.alerts.fcm import private_key_pem, service_account
 from tests.factories import PECKHAM, Caller, new_key, report_body
 
 CALLERS = {
@@ -162,99 +165,91 @@ def _key_and_certificate(name: str):
     certificate = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
                    .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
                    .not_valid_after(now + timedelta(days=1)).sign(key, hashes.SHA256()))
-    pem_key = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    return pem_key, certificate.public_bytes(serialization.Encoding.PEM).decode()
+    return private_key_pem(key), certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
 GOOGLE_KEY, GOOGLE_CERT = _key_and_certificate("securetoken")
 FORGER_KEY, _ = _key_and_certificate("mallory")
 
 
-def signed_token(private_key: str = GOOGLE_KEY, kid: str = "google-key-1", **claims: Any) -> str:
-    """A Firebase ID token as Google's token service signs it (RS256, its key id in the header)."""
-    import json
+def claims(**overrides: Any) -> dict[str, Any]:
+    """The safety team's claims, for the production project."""
+    return emulator_claims(CALLERS["safety_team"].uid, project_id=PRODUCTION_PROJECT, role="safety_team", **overrides)
 
+
+def signed_token(private_key: str = GOOGLE_KEY, kid: str = "google-key-1", **overrides: Any) -> str:
+    """A Firebase ID token as Google's token service signs it (RS256, its key id in the header)."""
     from google.auth import crypt, jwt
 
-    payload = json.loads(_payload_of(CALLERS["safety_team"].token(project_id=PRODUCTION_PROJECT)))
-    payload.update(claims)
-    return jwt.encode(crypt.RSASigner.from_string(private_key, kid), payload).decode()
-
-
-def _payload_of(token: str) -> str:
-    import base64
-
-    part = token.split(".")[1]
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode()
+    return jwt.encode(crypt.RSASigner.from_string(private_key, kid), claims(**overrides)).decode()
 
 
 def _hs256_with_the_public_certificate() -> str:
     """The classic key confusion: HMAC-signed with the published certificate as the secret."""
-    import base64
     import hashlib
     import hmac
     import json
 
-    def b64(data: bytes) -> str:
-        return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-    signing_input = b64(json.dumps({"alg": "HS256", "kid": "google-key-1", "typ": "JWT"}).encode()) + "." + \
-        b64(_payload_of(CALLERS["safety_team"].token(project_id=PRODUCTION_PROJECT)).encode())
+    signing_input = ".".join(b64url(json.dumps(part).encode())
+                             for part in ({"alg": "HS256", "kid": "google-key-1", "typ": "JWT"}, claims()))
     signature = hmac.new(GOOGLE_CERT.encode(), signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{b64(signature)}"
+    return f"{signing_input}.{b64url(signature)}"
+
+
+def production_app(settings, credentials_file: str | None):
+    """An app configured as in production (no emulator) on a fresh firebase app; undo with
+    ``restore_test_firebase``."""
+    from dataclasses import replace
+
+    import firebase_admin
+
+    from backend import auth, create_app
+
+    firebase_admin.delete_app(firebase_admin.get_app(auth.FIREBASE_APP_NAME))
+    return create_app(replace(settings, app_env="production", firebase_project_id=PRODUCTION_PROJECT,
+                              firebase_auth_emulator_host=None, google_application_credentials=credentials_file))
+
+
+def restore_test_firebase(app, settings) -> None:
+    """Back to the emulator convention and the test process's own firebase app."""
+    import os
+
+    import firebase_admin
+
+    from backend import auth
+
+    os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = settings.firebase_auth_emulator_host
+    firebase_admin.delete_app(firebase_admin.get_app(auth.FIREBASE_APP_NAME))
+    app.extensions["firebase_app"] = auth.firebase_app(settings)
 
 
 @pytest.fixture
 def production_verification(app, settings, tmp_path):
-    """A test client of an app configured as in production (no emulator, a service-account key),
-    Google's certificates answered over HTTP by `responses`; the test process's emulator setting and
-    firebase app are restored after."""
+    """A test client of the production app with a service-account key, Google's certificates answered
+    over HTTP by `responses`."""
     import json
-    import os
-    from dataclasses import replace
-
-    import firebase_admin
-    import responses
-
-    from backend import auth, create_app
-    from tests.alerts.fcm import service_account
 
     key_file = tmp_path / "service-account.json"
     key_file.write_text(json.dumps(service_account()))
-    firebase_admin.delete_app(app.extensions["firebase_app"])  # a fresh one, with the key
-    real = create_app(replace(settings, app_env="production", firebase_project_id=PRODUCTION_PROJECT,
-                              firebase_auth_emulator_host=None, google_application_credentials=str(key_file)))
+    real = production_app(settings, str(key_file))
     try:
         with responses.RequestsMock(assert_all_requests_are_fired=False) as google:
             yield real.test_client(), google
     finally:
-        os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = settings.firebase_auth_emulator_host
-        firebase_admin.delete_app(real.extensions["firebase_app"])
-        app.extensions["firebase_app"] = auth.firebase_app(settings)
+        restore_test_firebase(app, settings)
 
 
 def test_production_without_a_google_credential_refuses_to_start(app, settings, monkeypatch):
-    import os
-    from dataclasses import replace
-
-    import firebase_admin
-
-    from backend import auth, create_app
     from backend.config import ConfigError
 
     monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
     monkeypatch.setenv("HOME", "/nonexistent")  # no gcloud application-default credentials either
     monkeypatch.setattr("google.auth.compute_engine._metadata.is_on_gce", lambda *args, **kwargs: False)
-    firebase_admin.delete_app(app.extensions["firebase_app"])
     try:
         with pytest.raises(ConfigError, match="GOOGLE_APPLICATION_CREDENTIALS"):
-            create_app(replace(settings, app_env="production", firebase_project_id=PRODUCTION_PROJECT,
-                               firebase_auth_emulator_host=None, google_application_credentials=None))
+            production_app(settings, None)
     finally:
-        os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = settings.firebase_auth_emulator_host
-        firebase_admin.delete_app(firebase_admin.get_app(auth.FIREBASE_APP_NAME))
-        app.extensions["firebase_app"] = auth.firebase_app(settings)
+        restore_test_firebase(app, settings)
 
 
 def test_unsigned_tokens_are_refused_outside_development(production_verification):
@@ -278,7 +273,7 @@ def test_unsigned_tokens_are_refused_outside_development(production_verification
         "expired", "no subject", "HS256 with the public certificate"])
 def test_production_accepts_only_tokens_google_signed_for_this_project(production_verification, token, status, reason):
     client, google = production_verification
-    google.add(responses_get(), CERTS_URL, json={"google-key-1": GOOGLE_CERT})
+    google.add(responses.GET, CERTS_URL, json={"google-key-1": GOOGLE_CERT})
     response = client.get("/api/v1/reports", headers={"Authorization": f"Bearer {token()}"})
     assert response.status_code == status, response.json
     if reason:
@@ -287,15 +282,9 @@ def test_production_accepts_only_tokens_google_signed_for_this_project(productio
 
 def test_google_certificates_unreachable_is_503_with_retry_after_not_401(production_verification):
     client, google = production_verification
-    google.add(responses_get(), CERTS_URL, status=503)
+    google.add(responses.GET, CERTS_URL, status=503)
     response = client.get("/api/v1/reports", headers={"Authorization": f"Bearer {signed_token()}"})
     assert response.status_code == 503 and response.headers["Retry-After"] == "5"
-
-
-def responses_get() -> str:
-    import responses
-
-    return responses.GET
 
 
 # -- OWASP API3: no property a caller should not see --------------------------------------------------

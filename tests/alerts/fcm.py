@@ -17,10 +17,13 @@ TOKEN_URL = "https://oauth2.googleapis.com/token"
 SEND_URL = f"https://fcm.googleapis.com/v1/projects/{PROJECT}/messages:send"
 
 
+def private_key_pem(key: rsa.RSAPrivateKey) -> str:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+
+
 def service_account() -> dict:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
+    pem = private_key_pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
     return {"type": "service_account", "project_id": PROJECT, "private_key_id": "test-key", "private_key": pem,
             "client_email": f"tests@{PROJECT}.iam.gserviceaccount.com", "client_id": "1", "token_uri": TOKEN_URL}
 
