@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 
 import swagger_ui_bundle
@@ -16,12 +18,17 @@ from backend import auth, limits, logs, metrics
 from backend.config import Settings
 from backend.extensions import db, redis_conn
 from backend.http import Api
+from backend.outbox import registry as outbox_registry
 
 log = logging.getLogger(__name__)
 
 API_VERSION = "1.0.0"
 RETRY_AFTER_S = "5"
 MAX_QUERY_BYTES = 4096
+# The domains (backend/<name>/), in the order their HTTP APIs are documented and their event handlers
+# registered: an event's outbox tasks are written, and so first run, in this order.
+DOMAINS = ("health", "meta", "reports", "users", "councils", "heatmap", "hubs", "devices", "alerts", "exports",
+           "streets", "audit", "dashboard", "demo")
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -55,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)  # type: ignore[method-assign]
 
+    outbox_registry.load(DOMAINS)  # every domain's handlers, checked against the events they handle
     api = Api(app)
     api.spec.components.security_scheme("firebase", auth.SECURITY_SCHEME)
     _register_blueprints(api)
@@ -72,21 +80,15 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def _register_blueprints(api: Api) -> None:
-    from backend.alerts.api import blp as alerts
-    from backend.councils.api import blp as councils
-    from backend.devices.api import blp as devices
-    from backend.exports.api import blp as exports
-    from backend.health.api import blp as health
-    from backend.heatmap.api import blp as heatmap
-    from backend.hubs.api import blp as hubs
-    from backend.reports.api import blp as reports
-    from backend.users.api import blp as me
-
-    for blueprint in (health, reports, me, councils, heatmap, hubs, devices, alerts, exports):
-        api.register_blueprint(blueprint)
+    """Each domain's HTTP API (``backend/<domain>/api.py``, a ``blp``), in the order of DOMAINS."""
+    for domain in DOMAINS:
+        if importlib.util.find_spec(f"backend.{domain}.api") is not None:
+            api.register_blueprint(importlib.import_module(f"backend.{domain}.api").blp)
 
 
 def _register_request_hooks(app: Flask, api: Api) -> None:
+    settings: Settings = app.config["SETTINGS"]
+
     @app.before_request
     def _query_limit() -> None:
         # Longer query strings are abuse, not filters; refused here as JSON (gunicorn refuses request
@@ -96,11 +98,12 @@ def _register_request_hooks(app: Flask, api: Api) -> None:
 
     @app.before_request
     def _body_limit() -> None:
-        # A view class may allow a larger body than the default (the offline batch does).
+        # A view class may allow a larger body than the default (the offline batch does), naming
+        # the setting that says how much larger.
         view = app.view_functions.get(request.endpoint or "")
-        limit = getattr(getattr(view, "view_class", None), "max_body_bytes", None)
-        if limit:
-            request.max_content_length = limit
+        setting = getattr(getattr(view, "view_class", None), "max_body_setting", None)
+        if setting:
+            request.max_content_length = getattr(settings, setting)
 
     def _database_unavailable(exc: Exception):
         # PostgreSQL down or restarting: a clear 503 the app can retry (with its Idempotency-Key).

@@ -77,11 +77,16 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
 
 def init_app(app: Flask) -> None:
     settings: Settings = app.config["SETTINGS"]
-    if settings.firebase_auth_emulator_host:
-        # firebase-admin reads this variable itself to accept the emulator's unsigned tokens.
-        os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = settings.firebase_auth_emulator_host
-    else:
-        os.environ.pop("FIREBASE_AUTH_EMULATOR_HOST", None)
+    # firebase-admin reads this variable from the process environment on every verification: the
+    # settings must say what it will see (backend/config.py, prepare_process_environment).
+    seen = os.environ.get("FIREBASE_AUTH_EMULATOR_HOST") or None
+    if seen != settings.firebase_auth_emulator_host:
+        from backend.config import ConfigError
+
+        raise ConfigError(
+            f"FIREBASE_AUTH_EMULATOR_HOST is {seen!r} in the process environment, which firebase-admin reads, "
+            f"but {settings.firebase_auth_emulator_host!r} in the settings: start the process through its entry "
+            "point, or set the variable itself")
     app.extensions["firebase_app"] = firebase_app(settings)
     if settings.is_production:
         require_credential(app.extensions["firebase_app"])

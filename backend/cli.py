@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 from flask.cli import FlaskGroup
+
+from backend.config import current_settings
+from backend.extensions import db
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
@@ -16,7 +19,6 @@ def register(app: Flask) -> None:
     app.cli.add_command(councils)
     app.cli.add_command(streets)
     app.cli.add_command(demo)
-    app.cli.add_command(outbox)
     app.cli.add_command(heatmap)
     app.cli.add_command(dev_token)
 
@@ -26,7 +28,7 @@ def migrate() -> None:
     """Apply the database migrations (Alembic, forward only)."""
     from backend.migrate import upgrade
 
-    upgrade(current_app.config["SETTINGS"].database_url)
+    upgrade(current_settings().database_url)
     click.echo("database is at the latest migration")
 
 
@@ -44,6 +46,7 @@ def councils_load(path: str, code_field: str, name_field: str) -> None:
     from backend.councils.service import load_council_areas
 
     count = load_council_areas(path, code_field=code_field, name_field=name_field)
+    db.session.commit()
     click.echo(f"loaded {count} council areas from {path}")
 
 
@@ -71,6 +74,7 @@ def streets_load(path: str, layer: str | None, id_field: str | None, name_field:
                                      layer=layer, replace=not append)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    db.session.commit()
     click.echo(f"loaded {count} street segments from {path}")
 
 
@@ -79,7 +83,9 @@ def streets_clear() -> None:
     """Remove the street network: exports go back to grid cells."""
     from backend.streets.service import clear_street_segments
 
-    click.echo(f"removed {clear_street_segments()} street segments")
+    removed = clear_street_segments()
+    db.session.commit()
+    click.echo(f"removed {removed} street segments")
 
 
 @click.group()
@@ -95,11 +101,13 @@ def demo_seed(count: int, seed: int) -> None:
     nothing), then rebuild the heatmap so that the reports show (seeding skips the per-report jobs)."""
     from backend.demo.hubs import seed_hubs
     from backend.demo.seed import seed_reports
-    from backend.extensions import db
-    from backend.heatmap.service import rebuild
+    from backend.heatmap.rebuild import rebuild
 
-    click.echo(f"demo safe hubs: {seed_hubs()} new")
+    hubs = seed_hubs()
+    db.session.commit()
+    click.echo(f"demo safe hubs: {hubs} new")
     created = seed_reports(count=count, seed=seed)
+    db.session.commit()
     click.echo(f"demo reports: {created} new, {count - created} already there")
     if created:
         db.session.remove()
@@ -115,27 +123,10 @@ def heatmap() -> None:
 @heatmap.command("rebuild")
 def heatmap_rebuild() -> None:
     """Recompute every heatmap aggregate from the reports (the same result as incremental updates)."""
-    from backend.heatmap.service import rebuild
+    from backend.heatmap.rebuild import rebuild
 
     stats = rebuild()
     click.echo(f"heatmap rebuilt in {stats['seconds']:.1f} s ({stats['routes']} routes)")
-
-
-@click.group()
-def outbox() -> None:
-    """The follow-up work outbox."""
-
-
-@outbox.command("relay")
-def outbox_relay() -> None:
-    """Enqueue every pending follow-up task now (workers do this continuously)."""
-    from backend.outbox.service import relay, sweep
-
-    released = sweep(stale_after_s=0)
-    total = 0
-    while count := relay():
-        total += count
-    click.echo(f"released {released} lost task(s); enqueued {total} task(s)")
 
 
 @click.command("dev-token")
@@ -146,7 +137,7 @@ def dev_token(uid: str, role: str, council_code: str | None) -> None:
     """Print an unsigned emulator ID token (development only; production refuses them)."""
     from backend.devtokens import emulator_token
 
-    settings = current_app.config["SETTINGS"]
+    settings = current_settings()
     if settings.is_production:
         raise click.ClickException("dev tokens are for development: APP_ENV is production")
     click.echo(emulator_token(
@@ -157,5 +148,7 @@ def dev_token(uid: str, role: str, council_code: str | None) -> None:
 
 def main() -> None:
     from backend import create_app
+    from backend.config import prepare_process_environment
 
+    prepare_process_environment()
     FlaskGroup(create_app=create_app, add_default_commands=True)(prog_name="safetravel")

@@ -12,8 +12,27 @@ APP_ENVS = ("development", "test", "production")
 DEFAULT_EXPORT_DIR = str(Path(__file__).resolve().parent.parent / ".local" / "exports")
 
 
+# Development and tests follow Firebase's emulator convention unless told otherwise (docs/api.md).
+DEVELOPMENT_AUTH_EMULATOR_HOST = "127.0.0.1:9099"
+
+
 class ConfigError(RuntimeError):
     """The configuration is unsafe or unusable; the process must not start."""
+
+
+def _wants_emulator_default(env: dict[str, str] | os._Environ) -> bool:
+    return (env.get("APP_ENV", "development") != "production" and not env.get("FIREBASE_AUTH_EMULATOR_HOST")
+            and not env.get("GOOGLE_APPLICATION_CREDENTIALS"))
+
+
+def prepare_process_environment() -> None:
+    """Called once by each process's entry point (gunicorn's app, the worker, the CLI, benchmarks,
+    the test session) before anything reads the environment. firebase-admin decides on every token
+    whether to accept the emulator's unsigned tokens by reading FIREBASE_AUTH_EMULATOR_HOST from the
+    process environment, so the development default must be there, not only in Settings; nothing
+    else writes the environment."""
+    if _wants_emulator_default(os.environ):
+        os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = DEVELOPMENT_AUTH_EMULATOR_HOST
 
 
 def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -101,6 +120,8 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
         env = dict(os.environ if env is None else env)
         app_env = env.get("APP_ENV", "development")
+        if _wants_emulator_default(env):
+            env["FIREBASE_AUTH_EMULATOR_HOST"] = DEVELOPMENT_AUTH_EMULATOR_HOST
         if app_env not in APP_ENVS:
             raise ConfigError(f"APP_ENV must be one of {', '.join(APP_ENVS)}, got {app_env!r}")
         settings = cls(
@@ -115,6 +136,8 @@ class Settings:
             report_retention_days=_int(env, "REPORT_RETENTION_DAYS", cls.report_retention_days, minimum=1),
             city_timezone=env.get("CITY_TIMEZONE") or cls.city_timezone,
             db_pool_size=_int(env, "DB_POOL_SIZE", cls.db_pool_size, minimum=1),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024),
+            max_batch_body_bytes=_int(env, "MAX_BATCH_BODY_BYTES", cls.max_batch_body_bytes, minimum=1024),
             cluster_min_reports=_int(env, "CLUSTER_MIN_REPORTS", cls.cluster_min_reports, minimum=2),
             cluster_radius_m=_int(env, "CLUSTER_RADIUS_M", cls.cluster_radius_m, minimum=10),
             cluster_window_h=_int(env, "CLUSTER_WINDOW_H", cls.cluster_window_h, minimum=1),
@@ -147,9 +170,14 @@ class Settings:
                 )
             if self.firebase_project_id.startswith("demo-"):
                 raise ConfigError("FIREBASE_PROJECT_ID must name a real Firebase project in production")
-        elif not self.firebase_auth_emulator_host and not self.google_application_credentials:
-            # Development and tests follow Firebase's emulator convention unless told otherwise.
-            object.__setattr__(self, "firebase_auth_emulator_host", "127.0.0.1:9099")
+
+
+def libpq_dsn(database_url: str) -> str:
+    """The libpq form of a database URL, for psycopg where it connects without SQLAlchemy (the outbox
+    relay's LISTEN, COPY in the benchmarks)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _normalise_database_url(url: str) -> str:
@@ -161,7 +189,11 @@ def _normalise_database_url(url: str) -> str:
 
 
 def current_settings() -> Settings:
-    """The running app's settings; outside an app (a script, a test helper), the environment's."""
+    """The running app's settings: the one way code reads its configuration (views, services, jobs
+    and commands all run inside the app's context). Outside one it is an error, not a silent second
+    reading of the environment."""
     from flask import current_app, has_app_context
 
-    return current_app.config["SETTINGS"] if has_app_context() else Settings.from_env()
+    if not has_app_context():
+        raise RuntimeError("current_settings() needs the app's context (create_app(); worker/app.py for jobs)")
+    return current_app.config["SETTINGS"]

@@ -21,9 +21,9 @@ from rq.registry import FailedJobRegistry
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from backend import queues
 from backend.extensions import db, redis_conn
 from backend.outbox.service import MAX_ATTEMPTS
-from worker import queues
 
 REQUESTS = Counter("safetravel_http_requests_total", "HTTP requests answered", ["method", "endpoint", "status"])
 LATENCY = Histogram("safetravel_http_request_duration_seconds", "Time to answer an HTTP request", ["method", "endpoint"],

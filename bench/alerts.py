@@ -27,10 +27,11 @@ from sqlalchemy import text
 
 from backend import create_app
 from backend.alerts import notifier as notifiers
-from backend.alerts import service as alerts
+from backend.alerts import sending as alerts
 from backend.alerts.models import Alert
+from backend.config import prepare_process_environment
+from backend.devserver import scratch_database
 from backend.extensions import db
-from bench.data import bench_database
 from tests.alerts.fcm import SEND_URL, TOKEN_URL, firebase_test_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,7 +139,7 @@ def main() -> None:
     import warnings
 
     warnings.filterwarnings("ignore", message="Message.token is deprecated")
-    url, dsn = bench_database(os.environ["DATABASE_URL"], "bench_devices")
+    url, dsn = scratch_database(os.environ["DATABASE_URL"], "bench_devices")
     loaded = ensure_devices(dsn, args.devices)
     if loaded:
         print(f"registered {args.devices:,} synthetic devices in {loaded:.0f} s")
@@ -175,4 +176,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    prepare_process_environment()
     main()

@@ -1,5 +1,6 @@
-"""Benchmark databases: created, migrated, and filled with synthetic reports spread like the demo data
-(backend/demo/seed.py), through COPY. A database already holding the wanted rows is reused."""
+"""Benchmark databases (created and migrated by backend/devserver.py's ``scratch_database``) filled with
+synthetic reports spread like the demo data (backend/demo/seed.py), through COPY. A database already
+holding the wanted rows is reused."""
 
 from __future__ import annotations
 
@@ -7,34 +8,13 @@ import time
 from itertools import islice
 
 import psycopg
-from sqlalchemy.engine import make_url
 
 from backend.demo.seed import generate_reports
-from backend.migrate import upgrade
 
 COPY_COLUMNS = (
     "author_id", "category", "subcategory", "occurred_at", "location", "accuracy_m", "route", "mode", "line",
     "station", "factors", "description", "status", "idempotency_key", "created_at", "updated_at",
 )
-
-
-def libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def bench_database(database_url: str, suffix: str) -> tuple[str, str]:
-    """Create (if needed) and migrate ``<database>_<suffix>``; returns (SQLAlchemy URL, libpq DSN)."""
-    target = make_url(database_url)
-    bench = target.set(database=f"{target.database}_{suffix}")
-    with psycopg.connect(libpq(target.set(database="postgres").render_as_string(hide_password=False)),
-                         autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (bench.database,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{bench.database}"')
-    url = bench.render_as_string(hide_password=False)
-    with psycopg.connect(libpq(url), autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
-    upgrade(url)
-    return url, libpq(url)
 
 
 def ensure_reports(dsn: str, count: int, seed: int = 7, users: int = 20_000) -> float:

@@ -27,8 +27,10 @@ from pathlib import Path
 import psycopg
 import pyogrio
 
+from backend.config import prepare_process_environment
+from backend.devserver import scratch_database
 from backend.exports import lighting, service
-from bench.data import bench_database, ensure_reports
+from bench.data import ensure_reports
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -146,7 +148,7 @@ def main() -> None:
 
     ogr2ogr = ensure_ogr2ogr()
     suffix = "bench_1m" if args.reports == 1_000_000 else f"bench_{args.reports}"
-    url, dsn = bench_database(os.environ["DATABASE_URL"], suffix)
+    url, dsn = scratch_database(os.environ["DATABASE_URL"], suffix)
     loaded_s = ensure_reports(dsn, args.reports)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("TRUNCATE street_segments")  # grid cells: the fallback every deployment has
@@ -201,4 +203,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    prepare_process_environment()
     main()

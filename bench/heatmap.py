@@ -31,12 +31,13 @@ from pathlib import Path
 import psycopg
 
 from backend import create_app
+from backend.config import libpq_dsn, prepare_process_environment
+from backend.devserver import free_port, scratch_database, start_api
 from backend.devtokens import emulator_token
 from backend.extensions import db
-from backend.heatmap import grid
-from backend.heatmap import service as heatmap
-from bench.data import bench_database, ensure_reports, libpq
-from bench.ingest import free_port, start_api
+from backend.heatmap import grid, queries
+from backend.heatmap.rebuild import rebuild
+from bench.data import ensure_reports
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -72,7 +73,7 @@ def measure_rebuild(dsn: str, runs: int) -> dict:
     rebuilds = []
     for _ in range(runs):
         db.session.remove()
-        rebuilds.append(heatmap.rebuild())
+        rebuilds.append(rebuild())
     with psycopg.connect(dsn) as conn:
         rows = dict(conn.execute("SELECT 'cells', count(*) FROM heatmap_cells UNION ALL "
                                  "SELECT 'totals', count(*) FROM heatmap_totals").fetchall())
@@ -97,7 +98,7 @@ def sample_tiles(z: int, count: int, rng: random.Random) -> list[tuple[int, int]
 
 def measure_tiles(dsn: str, tiles_per_zoom: int, rng: random.Random) -> list[dict]:
     results = []
-    window = heatmap.Filters(categories=("harassment", "spiking"), from_day=datetime.now().date() - timedelta(days=89),
+    window = queries.Filters(categories=("harassment", "spiking"), from_day=datetime.now().date() - timedelta(days=89),
                              to_day=datetime.now().date())
     with psycopg.connect(dsn) as conn:
         for z in range(10, 15):
@@ -105,9 +106,9 @@ def measure_tiles(dsn: str, tiles_per_zoom: int, rng: random.Random) -> list[dic
             tiles = sample_tiles(z, tiles_per_zoom, rng)
             agg, agg_window, naive = [], [], []
             for x, y in tiles:
-                heatmap.tile(heatmap.Filters(), z, x, y, level)  # warm
-                agg.append(timed(lambda: heatmap.tile(heatmap.Filters(), z, x, y, level)))
-                agg_window.append(timed(lambda: heatmap.tile(window, z, x, y, level)))
+                queries.tile(queries.Filters(), z, x, y, level)  # warm
+                agg.append(timed(lambda: queries.tile(queries.Filters(), z, x, y, level)))
+                agg_window.append(timed(lambda: queries.tile(window, z, x, y, level)))
                 params = {"z": z, "x": x, "y": y, "size": grid.EARTH_CIRCUMFERENCE_M / 2**level}
                 conn.execute(NAIVE_TILE_SQL, params).fetchone()  # warm
                 naive.append(timed(lambda: conn.execute(NAIVE_TILE_SQL, params).fetchone()))
@@ -172,7 +173,7 @@ def measure_freshness(url: str, posts: int, rng: random.Random) -> dict:
         for process in (api, worker):
             process.wait(timeout=30)
         # Leave the data set as it was (the next run reuses it).
-        with psycopg.connect(libpq(url), autocommit=True) as pg:
+        with psycopg.connect(libpq_dsn(url), autocommit=True) as pg:
             pg.execute("DELETE FROM users WHERE firebase_uid = 'bench-freshness'")
 
 
@@ -186,8 +187,8 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(11)
 
-    url, dsn = bench_database(os.environ["DATABASE_URL"], "bench_1m" if args.reports == 1_000_000 else
-                              f"bench_{args.reports}")
+    url, dsn = scratch_database(os.environ["DATABASE_URL"], "bench_1m" if args.reports == 1_000_000 else
+                                f"bench_{args.reports}")
     loaded = ensure_reports(dsn, args.reports)
     if loaded:
         print(f"loaded {args.reports:,} synthetic reports in {loaded:.0f} s")
@@ -243,4 +244,5 @@ def report(result: dict) -> None:
 
 
 if __name__ == "__main__":
+    prepare_process_environment()
     main()

@@ -22,10 +22,7 @@ import http.client
 import json
 import os
 import signal
-import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -36,9 +33,9 @@ from pathlib import Path
 import psycopg
 from redis import Redis
 
-from backend.config import RATE_LIMIT_SETTINGS
+from backend.config import prepare_process_environment
+from backend.devserver import free_port, scratch_database, start_api
 from backend.devtokens import emulator_token
-from bench.data import bench_database
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -168,34 +165,6 @@ def api_phase(port: int, concurrency: int, total: int, tokens: list[str]) -> Pha
     return run_threads(concurrency, total, work)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_api(database_url: str, redis_url: str, port: int) -> subprocess.Popen:
-    # Limits high enough never to refuse a benchmark's users on one address, yet still checked
-    # (a Redis round trip per request), as in production.
-    generous = {name.upper(): "1000000/minute" for name in RATE_LIMIT_SETTINGS}
-    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "PORT": str(port),
-           "APP_ENV": "development", **generous}
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "--config", "deploy/gunicorn.conf.py", "backend.wsgi:app"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    for _ in range(150):
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return process
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("gunicorn did not start")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--concurrency", type=int, default=8)
@@ -205,7 +174,7 @@ def main() -> None:
 
     database_url = os.environ["DATABASE_URL"]
     redis_url = os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/2"  # a Redis database of its own
-    bench_sqlalchemy_url, dsn = bench_database(database_url, "bench")
+    bench_sqlalchemy_url, dsn = scratch_database(database_url, "bench")
     truncate(dsn)
     users = [f"bench-user-{n}" for n in range(50)]
     tokens = [emulator_token(u) for u in users]
@@ -267,4 +236,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    prepare_process_environment()
     main()

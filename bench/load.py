@@ -25,8 +25,8 @@ from pathlib import Path
 
 import psycopg
 
-from bench.data import bench_database
-from bench.ingest import free_port, start_api
+from backend.config import prepare_process_environment
+from backend.devserver import free_port, scratch_database, start_api
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -115,7 +115,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=60, help="how long the load runs")
     args = parser.parse_args()
 
-    url, dsn = bench_database(os.environ["DATABASE_URL"], "bench_load")
+    url, dsn = scratch_database(os.environ["DATABASE_URL"], "bench_load")
     redis_url = os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/3"  # a Redis database of its own
     print("preparing: boroughs, demo hubs and 20,000 demo reports ...", flush=True)
     prepare(url, dsn)
@@ -168,4 +168,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    prepare_process_environment()
     main()

@@ -8,10 +8,11 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, pre_dump, validate, validates, validates_schema
 
 from backend.alerts.models import SEVERITIES, STATUSES
-from schemas.fields import StrictInteger, Text, UtcDateTime
+from schemas.fields import LonLatArgsSchema, StrictInteger, Text, UtcDateTime
 from schemas.geojson import PointField, PolygonField
 
 MAX_ALERT_HOURS = 7 * 24
+MIN_RADIUS_M, MAX_RADIUS_M = 50, 20_000
 
 
 class AreaSchema(Schema):
@@ -20,7 +21,7 @@ class AreaSchema(Schema):
     center = PointField()
     polygon = PolygonField(max_vertices=1000)
     safe_hub_id = fields.UUID()
-    radius_m = StrictInteger(validate=validate.Range(min=50, max=20_000))
+    radius_m = StrictInteger(validate=validate.Range(min=MIN_RADIUS_M, max=MAX_RADIUS_M))
 
     @validates_schema
     def _one_shape(self, data: dict[str, Any], **_: Any) -> None:
@@ -83,3 +84,18 @@ class AlertSchema(Schema):
 class NearbyAlertSchema(AlertSchema):
     class Meta:
         exclude = ("targeted", "sent", "failed", "pruned", "status")
+
+
+class CircleArgsSchema(LonLatArgsSchema):
+    """A circular alert area in a query string: ``?lon=-0.0692&lat=51.474&radius_m=500``."""
+
+    radius_m = fields.Integer(required=True, validate=validate.Range(min=MIN_RADIUS_M, max=MAX_RADIUS_M))
+
+
+class CircleSchema(Schema):
+    class Meta:
+        ordered = True
+
+    center = PointField()
+    radius_m = fields.Integer()
+    outline = PolygonField()

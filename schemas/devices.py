@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from backend.devices.models import PLATFORMS
-from backend.reports.vocabulary import CATEGORIES
+from backend.vocabulary import CATEGORIES
 from schemas.fields import StrictInteger, Text, UtcDateTime
 from schemas.geojson import PointField
 

@@ -61,11 +61,9 @@ class ExportSchema(Schema):
 
     @pre_dump
     def _flatten(self, export: Any, **_: Any) -> dict[str, Any]:
-        from backend.exports.service import is_downloadable
-
         values = {k: getattr(export, k) for k in ("id", "kind", "format", "council", "status", "progress", "rows",
                                                    "places", "unmatched_reports", "expires_at", "error", "created_at")}
         values["from_"], values["to"] = export.period_from, export.period_to
         values["download_url"] = (url_for("exports.ExportDownload", export_id=export.id)
-                                  if is_downloadable(export) else None)
+                                  if export.downloadable else None)
         return values

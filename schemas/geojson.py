@@ -16,15 +16,9 @@ from geoalchemy2.shape import to_shape
 from marshmallow import ValidationError, fields
 from shapely.geometry import LineString, Point, Polygon, mapping
 
-EARTH_RADIUS_M = 6_371_008.8
+from backend.geo import haversine_m
+
 ALLOWED_MEMBERS = {"type", "coordinates", "bbox"}
-
-
-def haversine_m(a: tuple[float, float], b: tuple[float, float]) -> float:
-    """Great-circle distance in metres between two (lon, lat) positions."""
-    lon1, lat1, lon2, lat2 = map(math.radians, (a[0], a[1], b[0], b[1]))
-    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
 
 
 def line_length_m(coords: list[tuple[float, float]]) -> float:

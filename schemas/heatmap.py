@@ -6,10 +6,10 @@ import re
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from flask import current_app
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from backend.reports import vocabulary as v
+from backend import vocabulary as v
+from backend.config import current_settings
 from schemas.fields import BBox
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -35,7 +35,7 @@ class LocalDay(fields.Field):
                 raise ValidationError("must be a date (YYYY-MM-DD) or an ISO 8601 timestamp with an offset") from None
             if moment.tzinfo is None:
                 raise ValidationError("a timestamp needs a time zone offset, e.g. 2026-11-20T22:00:00Z")
-            day = moment.astimezone(current_app.config["SETTINGS"].tz).date()
+            day = moment.astimezone(current_settings().tz).date()
         if not 1990 <= day.year <= 2999:
             raise ValidationError("is out of range")
         return day

@@ -7,7 +7,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_dump, validate, validates, validates_schema
 
-from backend.reports import vocabulary as v
+from backend import vocabulary as v
 from schemas.fields import BBox, FiniteFloat, Text, UtcDateTime
 from schemas.geojson import LineStringField, PointField
 

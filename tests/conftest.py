@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,23 +19,26 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from backend import create_app
-from backend.config import Settings
+from backend.config import Settings, prepare_process_environment
 from backend.councils.service import load_council_areas
+from backend.devserver import ensure_database, free_port
 from backend.extensions import db, redis_conn
 from backend.limits import limiter
 from backend.migrate import upgrade
-from tests.factories import Caller
+from backend.models import Base
+from tests import appctx
+from tests.factories import CALLERS, Caller
+
+prepare_process_environment()  # the test session is a process like any other: its entry point
 
 ROOT = Path(__file__).resolve().parent.parent
-APP_TABLES = (
-    "report_status_changes", "reports", "users", "outbox", "heatmap_cells", "heatmap_retained", "heatmap_reporters",
-    "heatmap_totals", "safe_hubs", "devices", "alert_deliveries", "cluster_reports", "clusters", "alerts",
-    "exports", "audit_log", "street_segments",
-)
+# Reference data the session loads once (London's boroughs), kept across tests.
+REFERENCE_TABLES = {"council_areas"}
+# Every other model's table is emptied by ``real_commits``: a new model's table is included by itself.
+APP_TABLES = tuple(table.name for table in Base.metadata.sorted_tables if table.name not in REFERENCE_TABLES)
 
 
 def _require(name: str) -> str:
@@ -44,21 +46,6 @@ def _require(name: str) -> str:
     if not value:
         pytest.exit(f"{name} is not set: run the tests with `make test` (it starts the local stack)", returncode=2)
     return value
-
-
-def ensure_database(url: str) -> None:
-    """Create the database (with PostGIS) if it does not exist yet."""
-    target = make_url(url)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database})
-        if not exists:
-            conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
-    engine = create_engine(target, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
-    engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -78,10 +65,12 @@ def app(settings: Settings):
     ensure_database(settings.database_url)
     upgrade(settings.database_url)
     app = create_app(settings)
+    appctx.session_app = app
     with app.app_context():
         with db.engine.begin() as conn:
             conn.execute(text(f"TRUNCATE {', '.join(APP_TABLES)} RESTART IDENTITY CASCADE"))
         load_council_areas(ROOT / "data" / "london_boroughs.geojson")
+        db.session.commit()
         db.session.remove()
     return app
 
@@ -131,40 +120,17 @@ def client(app):
     return app.test_client()
 
 
-@pytest.fixture
-def commuter() -> Caller:
-    return Caller("commuter-alice")
+def _caller_fixture(name: str):
+    @pytest.fixture(name=name)
+    def caller() -> Caller:
+        return CALLERS[name]
+
+    return caller
 
 
-@pytest.fixture
-def other_commuter() -> Caller:
-    return Caller("commuter-bob")
-
-
-@pytest.fixture
-def staff() -> Caller:
-    return Caller("staff-sam", role="safety_team")
-
-
-@pytest.fixture
-def admin() -> Caller:
-    return Caller("admin-ada", role="admin")
-
-
-@pytest.fixture
-def southwark() -> Caller:
-    return Caller("council-southwark", role="council", council="E09000028")
-
-
-@pytest.fixture
-def camden() -> Caller:
-    return Caller("council-camden", role="council", council="E09000007")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# One fixture per caller of tests/factories.py, named as there: ``def test_x(client, commuter, staff)``.
+for _name in CALLERS:
+    globals()[_name] = _caller_fixture(_name)
 
 
 class DisposableRedis:

@@ -1,14 +1,20 @@
-"""Test data: callers with emulator tokens, valid report bodies to vary one field at a time."""
+"""Test data: callers with emulator tokens, valid report bodies to vary one field at a time, and reports
+stored straight through the reports service (no HTTP request)."""
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from shapely.geometry import LineString, Point
+
 from backend.devtokens import emulator_token
+from backend.reports import service as reports
 
 BRIXTON = [-0.1145, 51.4627]
 # Inside Southwark (E09000028) and Camden (E09000007), for council scoping.
@@ -27,6 +33,17 @@ class Caller:
 
     def headers(self, **extra: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token()}", **extra}
+
+
+# The suite's callers, each a fixture of the same name (tests/conftest.py).
+CALLERS = {
+    "commuter": Caller("commuter-alice"),
+    "other_commuter": Caller("commuter-bob"),
+    "staff": Caller("staff-sam", role="safety_team"),
+    "admin": Caller("admin-ada", role="admin"),
+    "southwark": Caller("council-southwark", role="council", council="E09000028"),
+    "camden": Caller("council-camden", role="council", council="E09000007"),
+}
 
 
 def iso(dt: datetime) -> str:
@@ -64,3 +81,21 @@ def route_body(**overrides: Any) -> dict[str, Any]:
 
 def new_key() -> str:
     return str(uuid.uuid4())
+
+
+def add_report(author: str, lon: float, lat: float, occurred_at: datetime, *, category: str = "harassment",
+               route: list[tuple[float, float]] | None = None, mode: str | None = None, factors: Sequence[str] = (),
+               description: str | None = None) -> str:
+    """A report by ``author`` (a Firebase uid) stored and committed by the reports service, with its
+    follow-up tasks in the outbox, not yet run; returns its id."""
+    data = {
+        "category": category,
+        "occurred_at": occurred_at,
+        "location": Point(lon, lat),
+        "route": LineString(route) if route else None,
+        "transport": {"mode": mode} if mode else None,
+        "factors": list(factors),
+        "description": description,
+    }
+    key = uuid.uuid4()
+    return str(reports.create_report(author, data, hashlib.sha256(key.bytes).digest(), key).report.id)

@@ -18,9 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from backend.devserver import free_port, scratch_database, start_api
 from backend.devtokens import emulator_token
-from bench.data import bench_database
-from bench.ingest import free_port, start_api
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
@@ -39,7 +38,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args()
 
-    url, _ = bench_database(os.environ["DATABASE_URL"], "fuzz")
+    url, _ = scratch_database(os.environ["DATABASE_URL"], "fuzz")
     subprocess.run([str(Path(sys.executable).parent / "safetravel"), "councils", "load"], check=True,
                    env={**os.environ, "DATABASE_URL": url}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     redis_url = os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/4"

@@ -8,8 +8,8 @@ import pytest
 
 from backend import create_app
 from backend.config import ConfigError, Settings
+from backend.devserver import free_port
 from backend.extensions import db
-from tests.conftest import free_port
 from tests.factories import report_body
 
 

@@ -17,16 +17,17 @@ import responses
 
 from backend.devtokens import b64url, emulator_claims
 from tests.alerts.fcm import private_key_pem, service_account
-from tests.factories import PECKHAM, Caller, new_key, report_body
+from tests.factories import CALLERS, PECKHAM, Caller, new_key, report_body
 
-CALLERS = {
+# The matrix's columns, in order, and which of the suite's callers (tests/factories.py) each is.
+COLUMNS: dict[str, Caller | None] = {
     "anonymous": None,
-    "owner": Caller("commuter-alice"),
-    "other": Caller("commuter-bob"),
-    "council": Caller("council-southwark", role="council", council="E09000028"),
-    "other_council": Caller("council-camden", role="council", council="E09000007"),
-    "safety_team": Caller("staff-sam", role="safety_team"),
-    "admin": Caller("admin-ada", role="admin"),
+    "owner": CALLERS["commuter"],
+    "other": CALLERS["other_commuter"],
+    "council": CALLERS["southwark"],
+    "other_council": CALLERS["camden"],
+    "safety_team": CALLERS["staff"],
+    "admin": CALLERS["admin"],
 }
 ANY = (200,) * 7
 
@@ -53,6 +54,7 @@ MATRIX: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("GET", "/metrics", None, ANY),
     ("GET", "/dashboard/", None, ANY),
     ("GET", "/api/v1/public/heatmap", None, ANY),
+    ("GET", "/api/v1/meta", None, ANY),
     ("POST", "/api/v1/reports", "report", (401, 201, 201, 201, 201, 201, 201)),
     ("POST", "/api/v1/reports/batch", "batch", (401, 200, 200, 200, 200, 200, 200)),
     ("GET", "/api/v1/reports", None, (401, 403, 403, 200, 200, 200, 200)),
@@ -76,6 +78,7 @@ MATRIX: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("POST", "/api/v1/alerts", "alert", (401, 403, 403, 403, 403, 202, 202)),
     ("GET", "/api/v1/alerts/{alert}", None, (401, 403, 403, 403, 403, 200, 200)),
     ("GET", "/api/v1/alerts/nearby" + WHERE, None, (401, 200, 200, 200, 200, 200, 200)),
+    ("GET", "/api/v1/alerts/circle" + WHERE + "&radius_m=500", None, (401, 403, 403, 403, 403, 200, 200)),
     ("POST", "/api/v1/exports", EXPORT, (401, 403, 403, 202, 403, 202, 202)),
     ("GET", "/api/v1/exports", None, (401, 403, 403, 200, 200, 200, 200)),
     ("GET", "/api/v1/exports/{export}", None, (401, 403, 403, 200, 404, 200, 200)),
@@ -98,7 +101,7 @@ def body_for(kind: Any) -> Any:
 @pytest.fixture
 def world(client) -> dict[str, str]:
     """The objects the matrix reads, made through the API by their rightful callers."""
-    owner, council, staff = CALLERS["owner"], CALLERS["council"], CALLERS["safety_team"]
+    owner, council, staff = COLUMNS["owner"], COLUMNS["council"], COLUMNS["safety_team"]
 
     def made(method: str, path: str, body: Any, caller: Caller, status: int) -> str:
         response = client.open(path, method=method, json=body, headers=caller.headers(**{"Idempotency-Key": new_key()}))
@@ -117,13 +120,13 @@ def world(client) -> dict[str, str]:
 CASES = [
     pytest.param(method, path, body, who, expected, id=f"{method} {path.split('?')[0]} as {who}")
     for method, path, body, statuses in MATRIX
-    for who, expected in zip(CALLERS, statuses)
+    for who, expected in zip(COLUMNS, statuses)
 ]
 
 
 @pytest.mark.parametrize("method, path, body, who, expected", CASES)
 def test_authorisation_matrix(client, world, method, path, body, who, expected):
-    caller = CALLERS[who]
+    caller = COLUMNS[who]
     headers = caller.headers(**{"Idempotency-Key": new_key()}) if caller else {}
     response = client.open(path.format(**world), method=method, json=body_for(body), headers=headers)
     assert response.status_code == expected, (response.status_code, response.get_data(as_text=True)[:300])
@@ -174,7 +177,7 @@ FORGER_KEY, _ = _key_and_certificate("mallory")
 
 def claims(**overrides: Any) -> dict[str, Any]:
     """The safety team's claims, for the production project."""
-    return emulator_claims(CALLERS["safety_team"].uid, project_id=PRODUCTION_PROJECT, role="safety_team", **overrides)
+    return emulator_claims(CALLERS["staff"].uid, project_id=PRODUCTION_PROJECT, role="safety_team", **overrides)
 
 
 def signed_token(private_key: str = GOOGLE_KEY, kid: str = "google-key-1", **overrides: Any) -> str:
@@ -199,6 +202,7 @@ def _hs256_with_the_public_certificate() -> str:
 def production_app(settings, credentials_file: str | None):
     """An app configured as in production (no emulator) on a fresh firebase app; undo with
     ``restore_test_firebase``."""
+    import os
     from dataclasses import replace
 
     import firebase_admin
@@ -206,6 +210,7 @@ def production_app(settings, credentials_file: str | None):
     from backend import auth, create_app
 
     firebase_admin.delete_app(firebase_admin.get_app(auth.FIREBASE_APP_NAME))
+    os.environ.pop("FIREBASE_AUTH_EMULATOR_HOST", None)  # a production process has none
     return create_app(replace(settings, app_env="production", firebase_project_id=PRODUCTION_PROJECT,
                               firebase_auth_emulator_host=None, google_application_credentials=credentials_file))
 
@@ -255,7 +260,7 @@ def test_production_without_a_google_credential_refuses_to_start(app, settings, 
 def test_unsigned_tokens_are_refused_outside_development(production_verification):
     """With real verification, an unsigned (emulator) token is refused before any key fetch."""
     client, google = production_verification
-    response = client.get("/api/v1/reports", headers={"Authorization": f"Bearer {CALLERS['safety_team'].token()}"})
+    response = client.get("/api/v1/reports", headers={"Authorization": f"Bearer {CALLERS['staff'].token()}"})
     assert response.status_code == 401 and "not valid" in response.json["message"]
     assert len(google.calls) == 0
 
@@ -293,18 +298,18 @@ SECRET_TEXT = "He followed me off the N29 and waited outside"
 
 
 def test_no_description_or_author_leaks_to_anyone_but_staff_and_the_author(client, world):
-    owner = CALLERS["owner"]
+    owner = COLUMNS["owner"]
     client.post("/api/v1/reports", json=report_body(description=SECRET_TEXT, location={"type": "Point", "coordinates": PECKHAM}),
                 headers=owner.headers(**{"Idempotency-Key": new_key()}))
     reads = ["/api/v1/reports", "/api/v1/reports/{report}", "/api/v1/heatmap?zoom=10&bbox=-0.2,51.4,0,51.6",
              "/api/v1/hotspots", "/api/v1/public/heatmap", "/api/v1/alerts/nearby" + WHERE, "/api/v1/exports"]
     for who in ("anonymous", "other", "council", "other_council"):
-        caller = CALLERS[who]
+        caller = COLUMNS[who]
         for path in reads:
             response = client.get(path.format(**world), headers=caller.headers() if caller else {})
             body = response.get_data(as_text=True)
             assert SECRET_TEXT not in body and owner.uid not in body and "author_id" not in body, (who, path)
-    staff_view = client.get("/api/v1/reports", headers=CALLERS["safety_team"].headers()).get_data(as_text=True)
+    staff_view = client.get("/api/v1/reports", headers=COLUMNS["safety_team"].headers()).get_data(as_text=True)
     assert SECRET_TEXT in staff_view and owner.uid not in staff_view and "author_id" not in staff_view
 
 
@@ -325,14 +330,14 @@ def test_no_description_or_author_leaks_to_anyone_but_staff_and_the_author(clien
     ("POST", "/api/v1/reports/batch", {"reports": [{**report_body(), "client_id": str(i)} for i in range(101)]}, 422),
 ])
 def test_oversized_requests_are_refused(client, method, path, body, status):
-    response = client.open(path, method=method, json=body, headers=CALLERS["safety_team"].headers())
+    response = client.open(path, method=method, json=body, headers=CALLERS["staff"].headers())
     assert response.status_code == status, response.json
 
 
 def test_an_oversized_body_is_413_and_a_long_route_is_422(client):
     huge = {**report_body(), "description": "x" * 300_000}
-    assert client.post("/api/v1/reports", json=huge, headers=CALLERS["owner"].headers()).status_code == 413
+    assert client.post("/api/v1/reports", json=huge, headers=CALLERS["commuter"].headers()).status_code == 413
     steps = [[-0.1 + 0.0001 * i, 51.5 + 0.00005 * (i % 2)] for i in range(501)]
     route = report_body(category="unsafe_route", subcategory="poor_lighting",
                         route={"type": "LineString", "coordinates": steps})
-    assert client.post("/api/v1/reports", json=route, headers=CALLERS["owner"].headers()).status_code == 422
+    assert client.post("/api/v1/reports", json=route, headers=CALLERS["commuter"].headers()).status_code == 422

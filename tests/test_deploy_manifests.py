@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from backend import queues
 from backend.config import Settings
-from worker import queues
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "k8s"

@@ -12,8 +12,8 @@ from backend.config import ConfigError, Settings
 from backend.extensions import db
 from backend.logs import JSON_FIELDS, RequestIdFilter, request_id_var
 from backend.outbox import service as outbox
+from tests.appctx import app_context
 from tests.factories import new_key, report_body
-from worker.tasks import HANDLERS
 
 
 def test_the_request_id_is_echoed_or_made_up(client, commuter):
@@ -35,7 +35,8 @@ def test_a_reports_jobs_log_under_the_request_that_created_it(client, commuter, 
     caplog.handler.addFilter(RequestIdFilter())
     with caplog.at_level(logging.INFO, logger="backend.outbox.service"):
         for task in tasks:
-            outbox.run(task.id, HANDLERS)
+            with app_context():  # as in a worker
+                outbox.run(task.id)
     done = [r for r in caplog.records if "done" in r.getMessage()]
     assert len(done) == 2 and {r.request_id for r in done} == {"req-report-1"}
     assert request_id_var.get() is None  # not left behind for the next job

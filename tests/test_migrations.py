@@ -11,9 +11,9 @@ from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
+from backend.devserver import ensure_database
 from backend.migrate import upgrade
 from backend.models import Base
-from tests.conftest import ensure_database
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import SimpleWorker
 
+from backend import queues
 from backend.alerts.notifier import notifier
-from worker import queues
 from worker.app import end_of_job, worker_app
 from worker.relay import start_relay
 
@@ -57,11 +57,15 @@ class SafeTravelWorker(SimpleWorker):
             end_of_job()
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("queues", nargs="*", default=list(queues.ALL))
+    parser.add_argument("queues", nargs="*", default=list(queues.ALL), help="queues to serve (default: all)")
     parser.add_argument("--burst", action="store_true", help="stop when the queues are empty")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     app = worker_app()
     settings = app.config["SETTINGS"]
     notifier()  # chosen now, so that a missing FCM credential is said at start-up, not at the first alert

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from backend import create_app
+from backend.config import prepare_process_environment
 from backend.extensions import db
 
 _app: Flask | None = None
@@ -13,6 +14,7 @@ _app: Flask | None = None
 def worker_app() -> Flask:
     global _app
     if _app is None:
+        prepare_process_environment()
         _app = create_app()
         _app.app_context().push()
     return _app

@@ -3,6 +3,7 @@
 It runs as a thread of every worker process. It sleeps on ``LISTEN outbox`` (woken within
 milliseconds of a commit that added tasks), with a periodic poll as a safety net, and backs off
 while Redis or PostgreSQL is unavailable; nothing is lost meanwhile, the tasks wait in the table.
+``sweep()`` (a scheduled job) hands back to the relay tasks that RQ lost.
 """
 
 from __future__ import annotations
@@ -10,24 +11,110 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import psycopg
 from redis.exceptions import RedisError
-from sqlalchemy.engine import make_url
+from rq import Queue, Retry, Worker
+from rq.job import Job, JobStatus
 from sqlalchemy.exc import OperationalError
 
-from backend.extensions import db
+from backend.config import libpq_dsn
+from backend.extensions import db, redis_conn
 from backend.outbox import service as outbox
 
 log = logging.getLogger(__name__)
 
+# The job every outbox task runs as (worker/jobs.py), named so that RQ imports it in the worker.
+RUN_TASK = "worker.jobs.run_outbox_task"
+JOB_TIMEOUT_S = 600
+# RQ retries a failing job this often before the sweep takes over (outbox.MAX_ATTEMPTS in all).
+RQ_RETRY = Retry(max=3, interval=[2, 10, 60])
+RELAY_BATCH = 500
+LIVE_JOB_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 POLL_S = 2.0
 WAIT_SLICE_S = 0.5
 MAX_BACKOFF_S = 10.0
 
 
-def libpq_dsn(database_url: str) -> str:
-    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+def job_id(task_id: int) -> str:
+    return f"outbox-{task_id}"
+
+
+def enqueue(tasks: Sequence[Any]) -> None:
+    """Enqueue tasks (anything with ``id``, ``task``, ``queue``, ``payload``) in one Redis round trip."""
+    connection = redis_conn.client
+    by_queue: dict[str, list[Any]] = {}
+    for task in tasks:
+        by_queue.setdefault(task.queue, []).append(task)
+    with connection.pipeline() as pipe:
+        for queue_name, queue_tasks in by_queue.items():
+            Queue(queue_name, connection=connection).enqueue_many(
+                [
+                    Queue.prepare_data(
+                        RUN_TASK,
+                        args=(task.id,),
+                        job_id=job_id(task.id),
+                        timeout=JOB_TIMEOUT_S,
+                        retry=RQ_RETRY,
+                        description=f"{task.task} {task.payload}",
+                    )
+                    for task in queue_tasks
+                ],
+                pipeline=pipe,
+            )
+        pipe.execute()
+
+
+def relay(limit: int = RELAY_BATCH) -> int:
+    """Claim unclaimed tasks and enqueue them; returns how many. Raises RedisError (and claims
+    nothing) when Redis is down."""
+    claimed = outbox.claim(limit)
+    if not claimed:
+        db.session.rollback()
+        return 0
+    try:
+        enqueue(claimed)
+    except Exception:
+        db.session.rollback()
+        raise
+    db.session.commit()
+    return len(claimed)
+
+
+def sweep(stale_after_s: float = outbox.STALE_CLAIM_S, limit: int = 5000) -> int:
+    """Release claimed tasks that RQ no longer holds, for the relay to enqueue again."""
+    claimed = outbox.stale_claims(stale_after_s, limit)
+    if not claimed:
+        db.session.rollback()
+        return 0
+    connection = redis_conn.client
+    fetched = Job.fetch_many([job_id(i) for i in claimed], connection=connection)
+    # A job Redis says is queued but that sits in no queue list was popped by a worker that lost
+    # Redis before it could start it: nobody will run it.
+    queued_ids: dict[str, set[str]] = {}
+    for job in fetched:
+        if job is not None and job.get_status(refresh=False) == JobStatus.QUEUED and job.origin not in queued_ids:
+            queued_ids[job.origin] = set(Queue(job.origin, connection=connection).get_job_ids())
+    lost = [
+        i for i, job in zip(claimed, fetched)
+        if job is None or job.get_status(refresh=False) not in LIVE_JOB_STATUSES
+        or (job.get_status(refresh=False) == JobStatus.QUEUED and job.id not in queued_ids[job.origin])
+        # A job "started" by a worker that stopped beating (killed mid-job) will not finish.
+        or (job.get_status(refresh=False) == JobStatus.STARTED and not _worker_alive(job))
+    ]
+    if lost:
+        outbox.release(lost)
+        log.info("outbox sweep released %d task(s) lost from RQ", len(lost))
+    db.session.commit()
+    return len(lost)
+
+
+def _worker_alive(job: Job) -> bool:
+    """Whether the worker running a job still beats: a worker's key lapses about a minute and a half
+    after its last heartbeat, so a worker killed mid-job (SIGKILL, a lost node) is noticed then."""
+    return bool(job.worker_name) and bool(job.connection.exists(f"{Worker.redis_worker_namespace_prefix}{job.worker_name}"))
 
 
 class Relay(threading.Thread):
@@ -47,9 +134,9 @@ class Relay(threading.Thread):
         total = 0
         try:
             while not self.stopping.is_set():
-                count = outbox.relay()
+                count = relay()
                 total += count
-                if count < outbox.RELAY_BATCH:
+                if count < RELAY_BATCH:
                     break
         finally:
             db.session.remove()
@@ -85,3 +172,20 @@ def start_relay(database_url: str) -> Relay:
     relay.start()
     return relay
 
+
+def relay_pending_now() -> tuple[int, int]:
+    """Release every lost task and enqueue everything pending at once; (released, enqueued)."""
+    released = sweep(stale_after_s=0)
+    enqueued = 0
+    while count := relay():
+        enqueued += count
+    return released, enqueued
+
+
+if __name__ == "__main__":
+    # ``python -m worker.relay``: what the workers do continuously, once, now (docs/operations.md).
+    from worker.app import worker_app
+
+    worker_app()
+    released, enqueued = relay_pending_now()
+    print(f"released {released} lost task(s); enqueued {enqueued} task(s)")

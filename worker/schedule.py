@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from rq.cron import CronScheduler
 
-from worker import jobs, queues
+from backend import queues
+from worker import jobs
 
 # (job, queue, interval in seconds)
 PERIODIC = (

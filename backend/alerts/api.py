@@ -7,11 +7,14 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import abort
+from shapely.geometry import Point
 
-from backend.alerts import service
+from backend.alerts import sending as service
 from backend.auth import ANY_SIGNED_IN, STAFF, current_principal, requires
+from backend.extensions import db
+from backend.geo import circle
 from backend.http import Blueprint
-from schemas.alerts import AlertInSchema, AlertSchema, NearbyAlertSchema
+from schemas.alerts import AlertInSchema, AlertSchema, CircleArgsSchema, CircleSchema, NearbyAlertSchema
 from schemas.fields import LonLatArgsSchema
 
 blp = Blueprint("alerts", __name__, url_prefix="/api/v1", description="Geofenced alerts")
@@ -33,6 +36,7 @@ class Alerts(MethodView):
             alert = service.create_alert(data, current_principal().uid)
         except service.UnknownHub:
             abort(422, errors={"area": {"safe_hub_id": ["no such safe hub"]}})
+        db.session.commit()
         return alert, 202, {"Location": f"/api/v1/alerts/{alert.id}"}
 
 
@@ -44,6 +48,22 @@ class NearbyAlerts(MethodView):
     def get(self, args: dict[str, Any]):
         """Active alerts whose area covers a point, newest first"""
         return service.active_alerts_at(args["lon"], args["lat"])
+
+
+@blp.route("/alerts/circle")
+class AlertCircle(MethodView):
+    @requires(*STAFF)
+    @blp.arguments(CircleArgsSchema(), location="query")
+    @blp.response(200, CircleSchema)
+    def get(self, args: dict[str, Any]):
+        """The outline of a circular area (`center` + `radius_m`), to draw it before sending (staff)
+
+        `outline` is a 64-sided polygon through the points `radius_m` from `center` on the sphere the
+        server measures on, so that a page need not convert metres to degrees itself. `radius_m` is
+        50 to 20,000, as for an alert.
+        """
+        centre = (args["lon"], args["lat"])
+        return {"center": Point(centre), "radius_m": args["radius_m"], "outline": circle(centre, args["radius_m"])}
 
 
 @blp.route("/alerts/<uuid:alert_id>")

@@ -14,6 +14,8 @@ from typing import Protocol
 import firebase_admin
 from firebase_admin import exceptions, messaging
 
+from backend.config import current_settings
+
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 500  # FCM's limit for one send_each call
@@ -112,7 +114,7 @@ def notifier() -> Notifier:
     if _notifier is None:
         from flask import current_app
 
-        settings = current_app.config["SETTINGS"]
+        settings = current_settings()
         _notifier = FcmNotifier(current_app.extensions["firebase_app"]) if settings.google_application_credentials \
             else LogNotifier()
     return _notifier

@@ -42,7 +42,7 @@ def load_council_areas(path: str | Path, code_field: str = "code", name_field: s
             set_={"name": statement.excluded.name, "geom": statement.excluded.geom},
         ))
         loaded += 1
-    db.session.commit()
+    db.session.flush()
     return loaded
 
 

@@ -82,6 +82,6 @@ def seed_hubs() -> int:
     before = db.session.scalar(select(func.count()).select_from(SafeHub))
     rows = demo_hubs()
     db.session.execute(insert(SafeHub).on_conflict_do_nothing(index_elements=[SafeHub.id]), rows)
-    db.session.commit()
+    db.session.flush()
     return db.session.scalar(select(func.count()).select_from(SafeHub)) - before
 

@@ -28,13 +28,13 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from backend.extensions import db
+from backend.geo import METRES_PER_DEGREE_LAT
 from backend.reports.models import Report
 from backend.users.models import User
 
 DATA_DIR = Path(__file__).resolve().parent.parent.parent / "data"
 LONDON = ZoneInfo("Europe/London")
 DEMO_NAMESPACE = uuid.UUID("5afe7a7e-0000-4000-8000-000000000000")
-M_PER_DEG_LAT = 111_320.0
 
 # Relative likelihood of a report by local hour (0-23) and by weekday (Mon-Sun).
 HOUR_WEIGHT = (1.6, 1.5, 1.2, 0.8, 0.4, 0.3, 0.5, 0.9, 1.1, 0.7, 0.5, 0.5,
@@ -97,7 +97,7 @@ def _load_track() -> tuple[list[Station], list[tuple[str, list[tuple[float, floa
 
 def _offset(rng: random.Random, lon: float, lat: float, sigma_m: float) -> tuple[float, float]:
     dx, dy = rng.gauss(0, sigma_m), rng.gauss(0, sigma_m)
-    return (lon + dx / (M_PER_DEG_LAT * math.cos(math.radians(lat))), lat + dy / M_PER_DEG_LAT)
+    return (lon + dx / (METRES_PER_DEGREE_LAT * math.cos(math.radians(lat))), lat + dy / METRES_PER_DEGREE_LAT)
 
 
 def _along(rng: random.Random, coords: list[tuple[float, float]]) -> tuple[float, float]:
@@ -115,8 +115,8 @@ def _walk(rng: random.Random, lon: float, lat: float) -> list[tuple[float, float
             step = rng.uniform(60, 220)
             last = points[-1]
             points.append((
-                last[0] + step * math.sin(heading) / (M_PER_DEG_LAT * math.cos(math.radians(last[1]))),
-                last[1] + step * math.cos(heading) / M_PER_DEG_LAT,
+                last[0] + step * math.sin(heading) / (METRES_PER_DEGREE_LAT * math.cos(math.radians(last[1]))),
+                last[1] + step * math.cos(heading) / METRES_PER_DEGREE_LAT,
             ))
         if LineString(points).is_simple:
             return [(round(x, 6), round(y, 6)) for x, y in points]
@@ -248,7 +248,7 @@ def seed_reports(count: int, seed: int = 2026, chunk: int = 5000) -> int:
             rows = []
     if rows:
         _insert_chunk(statement, rows)
-    db.session.commit()
+    db.session.flush()
     return db.session.scalar(select(func.count()).select_from(Report)) - before
 
 

@@ -10,6 +10,7 @@ from flask_smorest import abort
 
 from backend.auth import ANY_SIGNED_IN, current_principal, requires
 from backend.devices import service
+from backend.extensions import db
 from backend.http import Blueprint
 from backend.limits import limited
 from schemas.devices import DeviceInSchema, DevicePatchSchema, DeviceSchema
@@ -32,6 +33,7 @@ class Devices(MethodView):
         lies within `radius_m` (100-5000) of it; cluster alerts only for the `categories` opted in to.
         """
         device, created = service.register(current_principal(), data)
+        db.session.commit()
         return device, 201 if created else 200
 
 
@@ -48,7 +50,9 @@ class DeviceById(MethodView):
         device = service.own_device(current_principal(), device_id)
         if device is None:
             abort(404, message="No such device.")
-        return service.update(device, changes)
+        service.update(device, changes)
+        db.session.commit()
+        return device
 
     @requires(*ANY_SIGNED_IN)
     @blp.response(204)
@@ -59,3 +63,4 @@ class DeviceById(MethodView):
         if device is None:
             abort(404, message="No such device.")
         service.remove(device)
+        db.session.commit()

@@ -11,11 +11,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from backend.extensions import Base
 
 PLATFORMS = ("android", "ios", "web")
-# A device's interest box: its location widened by its radius_m in degrees (110 km a degree of latitude,
-# a little less than the real 111.3, so the box is generous). Indexed (migration 0004); queries must
-# repeat this exact expression for the index to serve them.
-INTEREST_BOX = ("ST_Expand(location, radius_m / 110000.0 / greatest(0.05, cos(radians(ST_Y(location)))), "
-                "radius_m / 110000.0)")
+
+
+def interest_box(device: str = "d") -> str:
+    """A device's interest box: its location widened by its own radius_m (``expand_by_metres``,
+    migration 0009). Indexed (ix_devices_interest_box): queries name it this way for the index to serve them."""
+    return f"expand_by_metres({device}.location, {device}.radius_m)"
 
 
 class Device(Base):
@@ -40,6 +41,6 @@ class Device(Base):
         Index("ix_devices_location_geog", text("(location::geography)"), postgresql_using="gist",
               postgresql_where=text("location IS NOT NULL")),
         Index("ix_devices_audience", "audience", postgresql_where=text("audience = 'staff'")),
-        Index("ix_devices_interest", text(f"({INTEREST_BOX})"), postgresql_using="gist",
+        Index("ix_devices_interest_box", text("expand_by_metres(location, radius_m)"), postgresql_using="gist",
               postgresql_where=text("location IS NOT NULL")),
     )

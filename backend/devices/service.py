@@ -14,17 +14,17 @@ from sqlalchemy import delete, text
 from backend.auth import Principal
 from backend.devices.models import Device
 from backend.extensions import db
+from backend.geo import METRES_PER_DEGREE_LAT
 from backend.users.service import IDENTITY_CTE, find_user_id
 
 COARSE_M = 100.0
-M_PER_DEG_LAT = 111_320.0
 
 
 def coarse(point: Point) -> Point:
     """The point snapped to a grid of about COARSE_M metres (a device's exact position is never kept)."""
-    step_lat = COARSE_M / M_PER_DEG_LAT
+    step_lat = COARSE_M / METRES_PER_DEGREE_LAT
     lat = round(point.y / step_lat) * step_lat
-    step_lon = COARSE_M / (M_PER_DEG_LAT * max(0.01, math.cos(math.radians(lat))))
+    step_lon = COARSE_M / (METRES_PER_DEGREE_LAT * max(0.01, math.cos(math.radians(lat))))
     lon = round(point.x / step_lon) * step_lon
     return Point(round(max(-180.0, min(180.0, lon)), 6), round(max(-90.0, min(90.0, lat)), 6))
 
@@ -59,7 +59,7 @@ def register(principal: Principal, data: dict[str, Any]) -> tuple[Device, bool]:
         row = db.session.execute(_UPSERT, params).one_or_none()
         if row is not None:
             break
-    db.session.commit()
+    db.session.flush()
     return db.session.get(Device, row.id), row.created
 
 
@@ -73,13 +73,13 @@ def update(device: Device, changes: dict[str, Any]) -> Device:
     for key, value in changes.items():
         setattr(device, key, _location(value) if key == "location" else value)
     device.updated_at = datetime.now(timezone.utc)
-    db.session.commit()
+    db.session.flush()
     return device
 
 
 def remove(device: Device) -> None:
     db.session.execute(delete(Device).where(Device.id == device.id))
-    db.session.commit()
+    db.session.flush()
 
 
 def prune_tokens(tokens: list[str]) -> int:

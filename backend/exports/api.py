@@ -11,6 +11,7 @@ from flask_smorest import abort
 
 from backend.auth import COUNCIL, STAFF, current_principal, requires
 from backend.exports import service, writers
+from backend.extensions import db
 from backend.http import Blueprint
 from backend.limits import limited
 from schemas.exports import ExportInSchema, ExportSchema
@@ -48,6 +49,7 @@ class Exports(MethodView):
             abort(403, message="A council may export its own area only.")
         except service.UnknownCouncil:
             abort(422, errors={"council": ["no council area has this code (see GET /councils)"]})
+        db.session.commit()
         return export, 202, {"Location": f"/api/v1/exports/{export.id}"}
 
     @requires(*MAY_EXPORT)
@@ -83,9 +85,10 @@ class ExportDownload(MethodView):
         if export.status == "failed":
             abort(409, message=f"This export failed: {export.error or 'unknown error'}.")
         path = service.file_path(export)
-        if not service.is_downloadable(export) or not path.is_file():
+        if not export.downloadable or not path.is_file():
             abort(409, message=f"This export is {export.status} ({export.progress}%); try again shortly.",
                   headers={"Retry-After": "5"})
         service.record_download(current_principal(), export)
+        db.session.commit()
         return send_file(path, mimetype=writers.MEDIA_TYPES[export.format], as_attachment=True,
                          download_name=export.file_name, max_age=0, conditional=False)

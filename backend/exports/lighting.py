@@ -52,7 +52,7 @@ _SCOPED = """
                ST_Intersects(e.area, r.location) AS located_inside,
                'poor_lighting' = ANY (r.factors) AS poor_lighting,
                sun_is_down(r.occurred_at, ST_X(r.location), ST_Y(r.location)) AS after_dark,
-               (r.occurred_at AT TIME ZONE %(tz)s)::date AS day
+               local_day(r.occurred_at, %(tz)s) AS day
         FROM reports r CROSS JOIN e
         WHERE r.occurred_at >= e.starts AND r.occurred_at < e.ends AND r.status <> 'rejected'
           AND (ST_Intersects(e.area, r.location) OR (r.route IS NOT NULL AND ST_Intersects(e.area, r.route)))

@@ -43,6 +43,11 @@ class Export(Base):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
+    @property
+    def downloadable(self) -> bool:
+        """Built, not yet expired: its file can be fetched."""
+        return self.status == "done" and self.deleted_at is None and self.file_name is not None
+
     __table_args__ = (
         CheckConstraint("kind IN ('lighting')", name="ck_exports_kind"),
         CheckConstraint("format IN ('geojson', 'csv', 'gpkg')", name="ck_exports_format"),

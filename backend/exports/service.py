@@ -33,8 +33,8 @@ from backend.streets.service import segment_count
 
 log = logging.getLogger(__name__)
 
-# (task, queue): worker/tasks.py maps the name to build_export.
-BUILD_TASK = ("exports.build", "exports")
+# What this domain announces (backend/outbox/registry.py): its own handler builds the file.
+EXPORT_REQUESTED = "export.requested"
 FETCH_ROWS = 5000
 PROGRESS_EVERY_S = 1.0
 # The ranking sorts and hashes millions of (report, place) pairs: give its transaction more memory
@@ -53,7 +53,8 @@ class UnknownCouncil(Exception):
 
 
 def request_export(principal: Principal, data: dict[str, Any]) -> Export:
-    """Record an export and its build task; raises OutsideScope or UnknownCouncil."""
+    """Record an export, publish ``export.requested`` (a worker builds the file) and audit the request;
+    the caller commits. Raises OutsideScope or UnknownCouncil."""
     council = data.get("council")
     if council is not None:
         if principal.is_council and council != principal.council:
@@ -76,11 +77,10 @@ def request_export(principal: Principal, data: dict[str, Any]) -> Export:
     )
     db.session.add(export)
     db.session.flush()
-    outbox.add(BUILD_TASK[0], BUILD_TASK[1], {"export_id": str(export.id)})
+    outbox.publish(EXPORT_REQUESTED, {"export_id": str(export.id)})
     audit.record(principal, "export.requested", "export", export.id, kind=export.kind, format=export.format,
                  council=council, area=None if council else data["area"].wkt[:20000],
                  period=[export.period_from.isoformat(), export.period_to.isoformat()])
-    db.session.commit()
     return export
 
 
@@ -100,10 +100,6 @@ def list_exports(principal: Principal, limit: int = 50) -> list[Export]:
     return list(db.session.scalars(query))
 
 
-def is_downloadable(export: Export) -> bool:
-    return export.status == "done" and export.deleted_at is None and export.file_name is not None
-
-
 def file_path(export: Export) -> Path:
     return Path(current_settings().export_dir) / f"{export.id}.{writers.EXTENSIONS[export.format]}"
 
@@ -116,7 +112,6 @@ def download_name(export: Export) -> str:
 
 def record_download(principal: Principal, export: Export) -> None:
     audit.record(principal, "export.downloaded", "export", export.id, format=export.format, council=export.council)
-    db.session.commit()
 
 
 def _set(export_id: uuid.UUID, **values: Any) -> None:
@@ -186,15 +181,16 @@ def _write(export: Export, places: str, path: Path, settings: Any) -> tuple[int,
 
 
 def delete_expired_files(now: datetime | None = None) -> int:
-    """Delete the files of expired exports (the scheduled ``purge_exports`` job); the export rows stay
-    as the record of what was exported. Also removes partial files a killed worker left a day ago."""
+    """Delete the files of expired exports (the scheduled ``purge_exports`` job, which commits); the
+    export rows stay as the record of what was exported. Also removes partial files a killed worker
+    left a day ago."""
     now = now or datetime.now(timezone.utc)
     expired = list(db.session.scalars(
         select(Export).where(Export.expires_at <= now, Export.deleted_at.is_(None)).with_for_update(skip_locked=True)))
     for export in expired:
         file_path(export).unlink(missing_ok=True)
         export.deleted_at = now
-    db.session.commit()
+    db.session.flush()
     directory = Path(current_settings().export_dir)
     if directory.is_dir():
         for partial in directory.glob("*.part.*"):

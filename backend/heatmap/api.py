@@ -7,12 +7,14 @@ import json
 from datetime import datetime
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import abort
 
 from backend.auth import COUNCIL, STAFF, current_principal, requires
-from backend.heatmap import grid, service
+from backend.config import current_settings
+from backend.heatmap import grid
+from backend.heatmap import queries as service
 from backend.http import Blueprint
 from schemas.heatmap import (
     HeatmapArgsSchema,
@@ -123,7 +125,7 @@ class Hotspots(MethodView):
         previous period is as many days just before it. Same filters as `/heatmap`; `zoom` picks the
         cell size (default 12: level 16, cells of about 380 m in London).
         """
-        today = datetime.now(current_app.config["SETTINGS"].tz).date()
+        today = datetime.now(current_settings().tz).date()
         start, end = default_window(args, HOTSPOT_DEFAULT_DAYS, today)
         f = _filters(args, (start, end))
         level = grid.level_for_zoom(args["zoom"])
@@ -156,7 +158,7 @@ class PublicHeatmap(MethodView):
         A cell appears only when at least `PUBLIC_MIN_REPORTERS` (default 5) different people
         reported in it within the filters (`category`, `from`/`to`, `bbox`).
         """
-        settings = current_app.config["SETTINGS"]
+        settings = current_settings()
         f = service.Filters(categories=tuple(args["category"]) if args.get("category") else None,
                             from_day=args.get("from_"), to_day=args.get("to"))
         found = service.public_cells(f, settings.public_min_reporters,

@@ -6,11 +6,12 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import abort
 
 from backend.auth import ANY_SIGNED_IN, STAFF, requires
+from backend.config import current_settings
+from backend.extensions import db
 from backend.http import Blueprint
 from backend.hubs import service
 from schemas.hubs import (
@@ -39,7 +40,9 @@ class SafeHubs(MethodView):
     @blp.response(201, HubSchema)
     def post(self, data: dict[str, Any]):
         """Add a safe hub (staff)"""
-        return service.create_hub(data)
+        hub = service.create_hub(data)
+        db.session.commit()
+        return hub
 
 
 @blp.route("/safe-hubs/nearest")
@@ -54,7 +57,7 @@ class NearestSafeHubs(MethodView):
         With `open_now=true`, only hubs open now.
         """
         return service.nearest_hubs(args["lon"], args["lat"], args["limit"], args["open_now"],
-                                    datetime.now(timezone.utc), current_app.config["SETTINGS"].tz)
+                                    datetime.now(timezone.utc), current_settings().tz)
 
 
 @blp.route("/safe-hubs/<uuid:hub_id>")
@@ -80,6 +83,7 @@ class SafeHub(MethodView):
         hub = service.update_hub(hub_id, changes)
         if hub is None:
             abort(404, message="No such safe hub.")
+        db.session.commit()
         return hub
 
     @requires(*STAFF)
@@ -89,3 +93,4 @@ class SafeHub(MethodView):
         """Remove a safe hub (staff)"""
         if not service.delete_hub(hub_id):
             abort(404, message="No such safe hub.")
+        db.session.commit()

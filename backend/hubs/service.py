@@ -22,7 +22,7 @@ OPEN_SEARCH_DEPTH = 200
 def create_hub(data: dict[str, Any]) -> SafeHub:
     hub = SafeHub(**{**data, "location": from_shape(data["location"], srid=4326)})
     db.session.add(hub)
-    db.session.commit()
+    db.session.flush()
     return hub
 
 
@@ -33,7 +33,7 @@ def update_hub(hub_id: uuid.UUID, changes: dict[str, Any]) -> SafeHub | None:
     for key, value in changes.items():
         setattr(hub, key, from_shape(value, srid=4326) if key == "location" else value)
     hub.updated_at = datetime.now(timezone.utc)
-    db.session.commit()
+    db.session.flush()
     return hub
 
 
@@ -42,7 +42,7 @@ def delete_hub(hub_id: uuid.UUID) -> bool:
     if hub is None:
         return False
     db.session.delete(hub)
-    db.session.commit()
+    db.session.flush()
     return True
 
 

@@ -1,86 +1,98 @@
-"""Record follow-up work with the data, relay it to RQ, run it exactly once.
+"""Record follow-up work with the data, hand it to the workers, run it exactly once.
 
 The life of a task (a transactional outbox with a relay):
-1. ``add()`` (or a producer's own SQL) inserts it in the producer's transaction and sends
+1. ``publish()`` (or a producer's own statement, through ``tasks_cte()``) inserts a task for each
+   queued handler of the event (backend/outbox/registry.py) in the producer's transaction and sends
    ``NOTIFY outbox``, so the data and its follow-up work commit together: nothing is lost, and the
    web request never talks to Redis;
-2. the relay (a thread of every worker, ``worker/relay.py``) wakes on the notification, claims
-   unclaimed tasks (``FOR UPDATE SKIP LOCKED``: several relays never claim one task twice),
-   enqueues RQ jobs ``outbox-<id>`` in one pipeline and marks them claimed; if Redis is down it
-   rolls back and tries again later: the tasks wait in PostgreSQL;
-3. ``sweep()``, scheduled every few seconds, releases tasks that were claimed long ago but are
-   neither done nor held by RQ (lost with a Redis restart, or failed for good before a fix), so
-   that the relay enqueues them again;
-4. ``run()`` (in the worker) locks the task, skips it if done, runs its handler and marks it done
-   in the same transaction: a job delivered twice has its effects once.
+2. the relay (a thread of every worker, ``worker/relay.py``) wakes on the notification, ``claim()``s
+   unclaimed tasks (``FOR UPDATE SKIP LOCKED``: several relays never claim one task twice), enqueues
+   them in RQ and commits the claim; if Redis is down it rolls back: the tasks wait in PostgreSQL;
+3. the sweep (``worker/relay.py``, every few seconds) ``release()``s tasks that were claimed long ago
+   but are neither done nor held by RQ, so that the relay enqueues them again;
+4. ``run()`` (the worker's job) locks the task, skips it if done, runs its handler and marks it done
+   in the same transaction: a job delivered twice has its effects once. A handler registered as
+   committing on its own ends that transaction itself; the task is then marked done after it returns
+   (at least once, made harmless by the handler's own records: see its registration).
+
+This module knows PostgreSQL only; RQ is the worker's business.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from rq import Queue, Retry, Worker
-from rq.job import Job, JobStatus
 from sqlalchemy import delete, select, text, update
 
-from backend.extensions import db, redis_conn
+from backend.extensions import db
 from backend.logs import current_request_id, request_id_var
+from backend.outbox import registry
 from backend.outbox.models import OutboxTask
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "outbox"
-RUN_TASK = "worker.jobs.run_outbox_task"
-JOB_TIMEOUT_S = 600
-# RQ retries a failing job this often before the sweep takes over; a task is tried at most
-# MAX_ATTEMPTS times in all, then left for an operator (docs/operations.md).
-RQ_RETRY = Retry(max=3, interval=[2, 10, 60])
+# A task is tried at most MAX_ATTEMPTS times in all (RQ's retries, then the sweep's), then left for
+# an operator (docs/operations.md).
 MAX_ATTEMPTS = 10
-RELAY_BATCH = 500
 # A claimed task not done after this long, and not in RQ, is released for the relay again.
 STALE_CLAIM_S = 60
-LIVE_JOB_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 NOTIFY_SQL = text(f"SELECT pg_notify('{CHANNEL}', '')")
 
 
-def job_id(task_id: int) -> str:
-    return f"outbox-{task_id}"
-
-
 def add(task: str, queue: str, payload: dict[str, Any]) -> OutboxTask:
-    """Record a task in the current transaction; the relay enqueues it once that commits."""
+    """Record one task in the current transaction; the relay enqueues it once that commits."""
     row = OutboxTask(task=task, queue=queue, payload=payload, request_id=current_request_id())
     db.session.add(row)
     db.session.execute(NOTIFY_SQL)
     return row
 
 
-def enqueue(tasks: Sequence[Any]) -> None:
-    """Enqueue tasks (anything with ``id``, ``task``, ``queue``, ``payload``) in one Redis round trip."""
-    connection = redis_conn.client
-    by_queue: dict[str, list[Any]] = {}
-    for task in tasks:
-        by_queue.setdefault(task.queue, []).append(task)
-    with connection.pipeline() as pipe:
-        for queue_name, queue_tasks in by_queue.items():
-            Queue(queue_name, connection=connection).enqueue_many(
-                [
-                    Queue.prepare_data(
-                        RUN_TASK,
-                        args=(task.id,),
-                        job_id=job_id(task.id),
-                        timeout=JOB_TIMEOUT_S,
-                        retry=RQ_RETRY,
-                        description=f"{task.task} {task.payload}",
-                    )
-                    for task in queue_tasks
-                ],
-                pipeline=pipe,
-            )
-        pipe.execute()
+def publish(event: str, payload: dict[str, Any], **attributes: Any) -> list[OutboxTask]:
+    """Announce an event in the current transaction: inline handlers run now, queued ones get a task
+    each (committed, or rolled back, with the publisher's own writes). ``attributes`` route it."""
+    tasks = []
+    for handler in registry.handlers_for(event):
+        if not handler.accepts(attributes):
+            continue
+        if handler.inline:
+            handler.func(**payload)
+        else:
+            tasks.append(OutboxTask(task=handler.task, queue=handler.queue, payload=payload,
+                                    request_id=current_request_id()))
+    if tasks:
+        db.session.add_all(tasks)
+        db.session.execute(NOTIFY_SQL)
+    return tasks
+
+
+def tasks_cte(source: str, payload: str, attributes: str) -> str:
+    """A data-modifying CTE body that publishes an event for every row of ``source`` inside a producer's
+    own statement (the report insert keeps its single round trip): ``payload`` and ``attributes``
+    are SQL jsonb expressions over ``source``. Bind ``tasks_params(event)`` with it."""
+    return f"""
+        INSERT INTO outbox (task, queue, payload, request_id)
+        SELECT h.task, h.queue, {payload}, :outbox_request_id
+        FROM {source}, jsonb_to_recordset(CAST(:outbox_handlers AS jsonb)) AS h (task text, queue text, only_ jsonb)
+        WHERE NOT EXISTS (
+            SELECT FROM jsonb_each(h.only_) AS o (name, allowed)
+            WHERE NOT coalesce(o.allowed ? ({attributes} ->> o.name), false)
+        )
+    """
+
+
+def tasks_params(event: str) -> dict[str, Any]:
+    """The parameters of ``tasks_cte()`` for an event: its queued handlers, as the registry has them.
+    (Inline handlers have no place in a single statement: such an event is published with publish().)"""
+    if any(h.inline for h in registry.handlers_for(event)):
+        raise registry.RegistryError(f"{event!r} has inline handlers: publish it with publish()")
+    handlers = [{"task": h.task, "queue": h.queue, "only_": {k: list(v) for k, v in h.only.items()}}
+                for h in registry.queued_handlers(event)]
+    return {"outbox_handlers": json.dumps(handlers), "outbox_request_id": current_request_id()}
 
 
 # The claimed rows are picked once (a MATERIALIZED CTE): a LIMIT ... SKIP LOCKED subquery inside an
@@ -98,65 +110,31 @@ _CLAIM = text("""
 """)
 
 
-def relay(limit: int = RELAY_BATCH) -> int:
-    """Claim unclaimed tasks and enqueue them; returns how many. Raises RedisError (and claims
-    nothing) when Redis is down."""
-    claimed = db.session.execute(_CLAIM, {"limit": limit, "max_attempts": MAX_ATTEMPTS}).all()
-    if not claimed:
-        db.session.rollback()
-        return 0
-    try:
-        enqueue(claimed)
-    except Exception:
-        db.session.rollback()
-        raise
-    db.session.commit()
-    return len(claimed)
+def claim(limit: int) -> list[Any]:
+    """Mark up to ``limit`` waiting tasks claimed (in the caller's transaction) and return them."""
+    return db.session.execute(_CLAIM, {"limit": limit, "max_attempts": MAX_ATTEMPTS}).all()
 
 
-def sweep(stale_after_s: float = STALE_CLAIM_S, limit: int = 5000) -> int:
-    """Release claimed tasks that RQ no longer holds, for the relay to enqueue again."""
+def stale_claims(stale_after_s: float = STALE_CLAIM_S, limit: int = 5000) -> list[int]:
+    """Tasks claimed more than ``stale_after_s`` ago and still not done, oldest first."""
     cutoff = datetime.now(timezone.utc) - timedelta(seconds=stale_after_s)
-    claimed = db.session.execute(
+    return list(db.session.execute(
         select(OutboxTask.id)
         .where(OutboxTask.done_at.is_(None), OutboxTask.enqueued_at < cutoff, OutboxTask.attempts < MAX_ATTEMPTS)
         .order_by(OutboxTask.id)
         .limit(limit)
-    ).scalars().all()
-    if not claimed:
-        db.session.rollback()
-        return 0
-    connection = redis_conn.client
-    jobs = Job.fetch_many([job_id(i) for i in claimed], connection=connection)
-    # A job Redis says is queued but that sits in no queue list was popped by a worker that lost
-    # Redis before it could start it: nobody will run it.
-    queued_ids: dict[str, set[str]] = {}
-    for job in jobs:
-        if job is not None and job.get_status(refresh=False) == JobStatus.QUEUED and job.origin not in queued_ids:
-            queued_ids[job.origin] = set(Queue(job.origin, connection=connection).get_job_ids())
-    lost = [
-        i for i, job in zip(claimed, jobs)
-        if job is None or job.get_status(refresh=False) not in LIVE_JOB_STATUSES
-        or (job.get_status(refresh=False) == JobStatus.QUEUED and job.id not in queued_ids[job.origin])
-        # A job "started" by a worker that stopped beating (killed mid-job) will not finish.
-        or (job.get_status(refresh=False) == JobStatus.STARTED and not _worker_alive(job))
-    ]
-    if lost:
-        db.session.execute(update(OutboxTask).where(OutboxTask.id.in_(lost)).values(enqueued_at=None))
-        db.session.execute(NOTIFY_SQL)
-        log.info("outbox sweep released %d task(s) lost from RQ", len(lost))
-    db.session.commit()
-    return len(lost)
+    ).scalars())
 
 
-def _worker_alive(job: Job) -> bool:
-    """Whether the worker running a job still beats: a worker's key lapses about a minute and a half
-    after its last heartbeat, so a worker killed mid-job (SIGKILL, a lost node) is noticed then."""
-    return bool(job.worker_name) and bool(job.connection.exists(f"{Worker.redis_worker_namespace_prefix}{job.worker_name}"))
+def release(task_ids: list[int]) -> None:
+    """Unclaim tasks, for the relay to enqueue them again (it is woken)."""
+    db.session.execute(update(OutboxTask).where(OutboxTask.id.in_(task_ids)).values(enqueued_at=None))
+    db.session.execute(NOTIFY_SQL)
 
 
-def run(task_id: int, handlers: dict[str, Callable[..., Any]]) -> str:
-    """Run one task exactly once: its handler's writes and its ``done_at`` commit together."""
+def run(task_id: int, handlers: Mapping[str, Callable[..., Any]] | None = None) -> str:
+    """Run one task exactly once: its handler's writes and its ``done_at`` commit together. This is
+    the job's edge: it owns the transaction. ``handlers`` (task -> function) replaces the registry's."""
     task = db.session.scalar(select(OutboxTask).where(OutboxTask.id == task_id).with_for_update())
     if task is None:
         db.session.rollback()
@@ -168,13 +146,22 @@ def run(task_id: int, handlers: dict[str, Callable[..., Any]]) -> str:
         request_id_var.reset(token)
 
 
-def _run_locked(task: OutboxTask, handlers: dict[str, Callable[..., Any]]) -> str:
+def _handler(name: str, handlers: Mapping[str, Callable[..., Any]] | None) -> Callable[..., Any]:
+    if handlers is not None:
+        return handlers[name]
+    handler = registry.handler_for_task(name)
+    if handler is None:
+        raise LookupError(f"no handler is registered for the outbox task {name!r}")
+    return handler.func
+
+
+def _run_locked(task: OutboxTask, handlers: Mapping[str, Callable[..., Any]] | None) -> str:
     task_id, name = task.id, task.task
     if task.done_at is not None:
         db.session.rollback()
         return "already done"
     try:
-        handlers[name](**task.payload)
+        _handler(name, handlers)(**task.payload)
     except Exception as exc:
         db.session.rollback()
         db.session.execute(
@@ -194,8 +181,6 @@ def _run_locked(task: OutboxTask, handlers: dict[str, Callable[..., Any]]) -> st
 
 
 def purge_done(older_than: timedelta = timedelta(days=1)) -> int:
-    """Forget finished tasks after a while; they are kept a day for inspection."""
+    """Forget finished tasks after a while (they are kept a day for inspection); the caller commits."""
     cutoff = datetime.now(timezone.utc) - older_than
-    result = db.session.execute(delete(OutboxTask).where(OutboxTask.done_at < cutoff))
-    db.session.commit()
-    return result.rowcount
+    return db.session.execute(delete(OutboxTask).where(OutboxTask.done_at < cutoff)).rowcount

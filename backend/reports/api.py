@@ -32,7 +32,6 @@ from schemas.reports import (
 
 blp = Blueprint("reports", __name__, url_prefix="/api/v1", description="Commuters' reports and their triage")
 
-BATCH_MAX_BODY_BYTES = 4 * 1024 * 1024
 _batch_item_schema = BatchItemSchema()
 _report_schema = ReportSchema()
 
@@ -67,6 +66,7 @@ class Reports(MethodView):
         except service.IdempotencyConflict:
             abort(409, message="This Idempotency-Key was already used for a different report.",
                   errors={"Idempotency-Key": ["was already used for a different report"]})
+        db.session.commit()
         headers = {"Location": f"/api/v1/reports/{created.report.id}"}
         if created.replayed:
             headers["Idempotent-Replayed"] = "true"
@@ -100,7 +100,7 @@ class Reports(MethodView):
 
 @blp.route("/reports/batch")
 class ReportBatch(MethodView):
-    max_body_bytes = BATCH_MAX_BODY_BYTES
+    max_body_setting = "max_batch_body_bytes"  # a larger body than the default: 100 reports with routes
 
     @requires(*ANY_SIGNED_IN)
     @limited("reports")
@@ -128,6 +128,7 @@ class ReportBatch(MethodView):
             fingerprint = service.request_fingerprint({k: val for k, val in raw.items() if k != "client_id"})
             items.append(service.BatchItem(index, client_id, loaded, fingerprint))
         outcomes = service.create_batch(current_principal().uid, items)
+        db.session.commit()
         return {"results": [
             {"index": o.index, "client_id": str(o.client_id) if o.client_id else None, "status": o.status,
              "report": o.report, "errors": o.errors}
@@ -160,6 +161,7 @@ class ReportById(MethodView):
         report = service.triage(report_id, data["status"], data.get("note"), current_principal())
         if report is None:
             abort(404, message="No such report.")
+        db.session.commit()
         return report
 
 

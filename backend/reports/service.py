@@ -21,14 +21,13 @@ from sqlalchemy import and_, delete, func, or_, select, text, update
 from backend.auth import Principal
 from backend.councils.models import CouncilArea
 from backend.extensions import db
-from backend.logs import current_request_id
+from backend.outbox import service as outbox
 from backend.reports.models import Report, ReportStatusChange
-from backend.reports.vocabulary import CLUSTER_CATEGORIES
 from backend.users.service import IDENTITY_CTE, find_user_id
 
-# Follow-up work for each new report, as (task, queue); worker/tasks.py maps names to services.
-HEATMAP_TASK = ("heatmap.apply_report", "heatmap")
-CLUSTER_TASK = ("alerts.check_cluster", "alerts")
+# What this domain announces (backend/outbox/registry.py); it does not know who listens.
+REPORT_CREATED = "report.created"
+REPORTS_DELETING = "reports.deleting"
 
 
 class IdempotencyConflict(Exception):
@@ -51,7 +50,8 @@ def request_fingerprint(body: dict[str, Any]) -> bytes:
 
 
 # One round trip stores a report: find or create the author's identity link, insert the report
-# unless its idempotency key was used, record its follow-up tasks, and wake the outbox relay.
+# unless its idempotency key was used, publish ``report.created`` (a task for each handler the
+# registry has for it), and wake the outbox relay.
 # ``author_id`` comes back NULL only when a brand-new user's first reports race; then we retry.
 _CREATE_SQL = text(f"""
     WITH {IDENTITY_CTE}
@@ -64,13 +64,11 @@ _CREATE_SQL = text(f"""
         FROM identity
         ON CONFLICT ON CONSTRAINT uq_reports_author_idempotency_key DO NOTHING
         RETURNING *
-    ), tasks AS (
-        INSERT INTO outbox (task, queue, payload, request_id)
-        SELECT t.task, t.queue, jsonb_build_object('report_id', report.id), :request_id
-        FROM report, (VALUES (:heatmap_task, :heatmap_queue, true), (:cluster_task, :cluster_queue, :cluster)) AS t (task, queue, wanted)
-        WHERE t.wanted
+    ), tasks AS ({outbox.tasks_cte(
+        "report", payload="jsonb_build_object('report_id', report.id)",
+        attributes="jsonb_build_object('category', report.category)")}
     )
-    SELECT (SELECT id FROM identity) AS author_id_checked, report.*, pg_notify('outbox', '') AS notified
+    SELECT (SELECT id FROM identity) AS author_id_checked, report.*, pg_notify('{outbox.CHANNEL}', '') AS notified
     FROM (SELECT) AS one LEFT JOIN report ON true
 """).columns(*Report.__table__.columns, author_id_checked=Report.author_id.type)
 
@@ -92,10 +90,7 @@ def _insert(uid: str, data: dict[str, Any], key: uuid.UUID | None, fingerprint: 
         "description": data.get("description") or None,
         "idempotency_key": key,
         "request_hash": fingerprint,
-        "heatmap_task": HEATMAP_TASK[0], "heatmap_queue": HEATMAP_TASK[1],
-        "cluster_task": CLUSTER_TASK[0], "cluster_queue": CLUSTER_TASK[1],
-        "cluster": data["category"] in CLUSTER_CATEGORIES,
-        "request_id": current_request_id(),
+        **outbox.tasks_params(REPORT_CREATED),
     }
     for _ in range(2):
         row = db.session.execute(_CREATE_SQL, params).one()
@@ -114,10 +109,8 @@ def _insert(uid: str, data: dict[str, Any], key: uuid.UUID | None, fingerprint: 
 
 
 def create_report(uid: str, data: dict[str, Any], fingerprint: bytes, key: uuid.UUID | None) -> Created:
-    """Store a report with its follow-up work (one statement, one commit)."""
-    created = _insert(uid, data, key, fingerprint)
-    db.session.commit()
-    return created
+    """Store a report with its follow-up work (one statement; the caller commits)."""
+    return _insert(uid, data, key, fingerprint)
 
 
 @dataclass(frozen=True)
@@ -140,7 +133,7 @@ class BatchOutcome:
 
 def create_batch(uid: str, items: list[BatchItem]) -> list[BatchOutcome]:
     """Store each valid item (its ``client_id`` its idempotency key); one bad item sinks no other.
-    One transaction for the whole batch."""
+    One transaction for the whole batch (the caller commits)."""
     outcomes: list[BatchOutcome] = []
     for item in items:
         if item.errors is not None:
@@ -154,7 +147,6 @@ def create_batch(uid: str, items: list[BatchItem]) -> list[BatchOutcome]:
             ))
             continue
         outcomes.append(BatchOutcome(item.index, item.client_id, 201, report=created.report))
-    db.session.commit()
     return outcomes
 
 
@@ -238,7 +230,7 @@ def list_own_reports(principal: Principal, *, limit: int, cursor: str | None) ->
 
 
 def triage(report_id: uuid.UUID, status: str, note: str | None, staff: Principal) -> Report | None:
-    """Move a report to a status, recording who did it and why."""
+    """Move a report to a status, recording who did it and why (the caller commits). None: no such report."""
     report = db.session.scalar(
         update(Report)
         .where(Report.id == report_id)
@@ -246,30 +238,23 @@ def triage(report_id: uuid.UUID, status: str, note: str | None, staff: Principal
         .returning(Report)
     )
     if report is None:
-        db.session.rollback()
         return None
     db.session.add(ReportStatusChange(report_id=report_id, status=status, note=note, changed_by=staff.uid))
-    db.session.commit()
+    db.session.flush()
     return report
 
 
-def purge_expired_reports(retention_days: int, *, batch: int = 5000, now: datetime | None = None) -> int:
-    """Delete reports received more than ``retention_days`` ago (the daily ``purge_expired_reports``
-    job), a batch per transaction. What they added to the heatmap is kept first as bare counts, so
-    aggregates keep their counts; their triage history goes with them. Returns how many were deleted."""
-    from backend.heatmap.service import retain_counts_of_reports
-
+def delete_expired_batch(retention_days: int, *, batch: int = 5000, now: datetime | None = None) -> int:
+    """Delete up to ``batch`` reports received more than ``retention_days`` ago (the daily
+    ``purge_expired_reports`` job calls this until it returns 0, committing each batch). Announced
+    first as ``reports.deleting``, in the same transaction, so that the aggregates can keep what the
+    reports added to them; their triage history goes with them. Returns how many were deleted."""
     cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=retention_days)
-    deleted = 0
-    while True:
-        ids = db.session.scalars(
-            select(Report.id).where(Report.created_at < cutoff).order_by(Report.created_at).limit(batch)
-            .with_for_update(skip_locked=True)
-        ).all()
-        if not ids:
-            db.session.rollback()
-            return deleted
-        retain_counts_of_reports(list(ids))
+    ids = list(db.session.scalars(
+        select(Report.id).where(Report.created_at < cutoff).order_by(Report.created_at).limit(batch)
+        .with_for_update(skip_locked=True)
+    ))
+    if ids:
+        outbox.publish(REPORTS_DELETING, {"report_ids": ids})
         db.session.execute(delete(Report).where(Report.id.in_(ids)))
-        db.session.commit()
-        deleted += len(ids)
+    return len(ids)

@@ -72,7 +72,7 @@ def load_street_segments(path: str | Path, *, id_field: str | None = None, name_
             "wkbs": [bytes(geometries[i]) for i in keep],
         })
         loaded += result.rowcount
-    db.session.commit()
+    db.session.flush()
     return loaded
 
 
@@ -82,5 +82,5 @@ def segment_count() -> int:
 
 def clear_street_segments() -> int:
     removed = db.session.execute(delete(StreetSegment)).rowcount
-    db.session.commit()
+    db.session.flush()
     return removed

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from backend.auth import ANY_SIGNED_IN, current_principal, requires
+from backend.extensions import db
 from backend.http import Blueprint
 from backend.users import service
 
@@ -21,3 +22,4 @@ class Me(MethodView):
         Aggregates (heatmap counts) keep only counts. Idempotent: erasing twice answers 204 twice.
         """
         service.erase_user(current_principal().uid)
+        db.session.commit()

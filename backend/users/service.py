@@ -7,7 +7,11 @@ import uuid
 from sqlalchemy import delete, select
 
 from backend.extensions import db
+from backend.outbox import service as outbox
 from backend.users.models import User
+
+# What this domain announces (backend/outbox/registry.py).
+USER_ERASING = "user.erasing"
 
 # The caller's identity link, found or created on first use, as common table expressions for a
 # statement that needs the caller's internal id in the same round trip: ``identity`` holds it. It is
@@ -29,16 +33,12 @@ def find_user_id(firebase_uid: str) -> uuid.UUID | None:
 
 
 def erase_user(firebase_uid: str) -> bool:
-    """Erase a person: their identity link and, by cascade, everything they submitted.
-
-    Aggregates hold counts only and keep them: what the person's reports added to the heatmap is
-    set aside as bare counts first, so that a rebuild gives the same heatmap."""
-    from backend.heatmap.service import retain_counts_of_author
-
+    """Erase a person: their identity link and, by cascade, everything they submitted (the caller
+    commits). Announced first as ``user.erasing``, in the same transaction, so that aggregates, which
+    hold counts only, can keep what the person's reports added to them. False: nobody to erase."""
     user_id = find_user_id(firebase_uid)
     if user_id is None:
         return False
-    retain_counts_of_author(user_id)
+    outbox.publish(USER_ERASING, {"user_id": user_id})
     db.session.execute(delete(User).where(User.id == user_id))
-    db.session.commit()
     return True

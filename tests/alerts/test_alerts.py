@@ -11,14 +11,13 @@ import responses
 from sqlalchemy import func, select, text
 
 from backend.alerts import notifier as notifiers
-from backend.alerts import service
+from backend.alerts import sending as service
 from backend.alerts.models import Alert
 from backend.devices.models import Device
 from backend.extensions import db
 from backend.outbox import service as outbox
 from tests.alerts.fcm import FakeFcm, firebase_test_app
 from tests.factories import Caller
-from worker.tasks import HANDLERS
 
 CENTRE = (-0.1145, 51.4627)
 M_PER_DEG = 111_320.0
@@ -66,7 +65,7 @@ def add_device(token: str, where: list[float] | None = None, radius_m: int = 100
 def run_outbox() -> None:
     """Run pending outbox tasks in-process, as the worker would, retrying transient failures."""
     for task_id in db.session.scalars(text("SELECT id FROM outbox WHERE done_at IS NULL ORDER BY id")).all():
-        outbox.run(task_id, HANDLERS)
+        outbox.run(task_id)
 
 
 def post_alert(client, staff, **area) -> dict:

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 from werkzeug.serving import make_server
 
-from tests.conftest import free_port
+from backend.devserver import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pyogrio
 import pytest
 import shapely
 from sqlalchemy import text
 
+from backend import vocabulary
+from backend.alerts.models import SEVERITIES
 from backend.extensions import db
+from backend.geo import haversine_m
+from backend.hubs.models import KINDS
 from tests.alerts.test_alerts import add_device
 from tests.exports.helpers import SECRET, run_outbox
 from tests.exports.helpers import add_report as add_described_report
@@ -130,6 +136,51 @@ def test_sending_an_alert_shows_its_delivery_figures(open_dashboard, seeded, app
     figures = {name: page.locator(f"#alert-status [data-figure={name}]").inner_text()
                for name in ("targeted", "sent", "failed", "pruned")}
     assert figures == {"targeted": "2", "sent": "2", "failed": "0", "pruned": "0"}
+    assert dashboard.problems == []
+
+
+def test_the_alert_circle_drawn_is_the_one_the_server_gives(open_dashboard):
+    dashboard = open_dashboard("safety_team")
+    dashboard.tab("Alerts")
+    page = dashboard.page
+    page.evaluate(f"() => state.map.jumpTo({{center: [{PECKHAM[0]}, {PECKHAM[1]}], zoom: 14}})")
+    page.locator("#map canvas").click(position={"x": 520, "y": 400})
+    page.get_by_text(re.compile(r"^Centre -0\.06")).wait_for()
+    with page.expect_response(lambda r: "/api/v1/alerts/circle?" in r.url and "radius_m=1500" in r.url) as answer:
+        page.get_by_label("Radius (m)").fill("1500")
+    served = answer.value.json()
+    page.wait_for_function("async () => { const d = await state.map.getSource('alert-area').getData(); "
+                           "return d.features.length === 1 && d.features[0].geometry.coordinates[0].length === 65; }")
+    drawn = page.evaluate("async () => (await state.map.getSource('alert-area').getData()).features[0].geometry")
+    assert drawn == served["outline"]
+    centre = served["center"]["coordinates"]
+    assert all(abs(haversine_m(centre, vertex) - 1500) < 0.1 for vertex in drawn["coordinates"][0])
+    assert dashboard.problems == []
+
+
+def test_the_choices_and_times_come_from_the_servers_vocabulary_and_time_zone(open_dashboard, seeded, app, settings,
+                                                                                monkeypatch):
+    monkeypatch.setitem(app.config, "SETTINGS", replace(settings, city_timezone="Asia/Tokyo"))
+    dashboard = open_dashboard("safety_team")
+    page = dashboard.page
+
+    def values(selector: str) -> list[str]:
+        return page.locator(selector).evaluate_all("elements => elements.map(e => e.value)")
+
+    assert values("#filters input[name=category]") == list(vocabulary.CATEGORIES)
+    assert page.get_by_label("Unsafe route").get_attribute("value") == "unsafe_route"
+    assert values("#filters select[name=mode] option") == list(vocabulary.MODES)
+    assert page.locator("#filters select[name=mode] option[value=dlr]").inner_text() == "DLR"
+    assert values("#triage-status option") == ["", *vocabulary.STATUSES]
+    assert values("#hub-form select[name=kind] option") == list(KINDS)
+    assert values("#alert-form select[name=severity] option") == list(SEVERITIES)
+    assert page.locator("#alert-form select[name=severity]").input_value() == "warning"
+
+    dashboard.tab("Triage")
+    report = page.locator(f"#triage li[data-id='{seeded['described']}']")
+    report.wait_for()
+    in_tokyo = YESTERDAY.astimezone(ZoneInfo("Asia/Tokyo"))
+    assert f"{in_tokyo.day} {in_tokyo:%b %Y}, {in_tokyo:%H:%M}" in report.inner_text()
     assert dashboard.problems == []
 
 

@@ -2,39 +2,31 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import pyogrio
-from shapely.geometry import LineString, Point
 from sqlalchemy import text
 
 from backend.exports import service as exports
 from backend.exports.models import Export
 from backend.extensions import db
 from backend.outbox import service as outbox
-from backend.reports import service as reports
+from tests import factories
 from tests.factories import Caller
-from worker.tasks import HANDLERS
 
 SECRET = "Tall man, red scarf, followed me from the bus stop"
 
 
 def add_report(author: str, lon: float, lat: float, occurred_at: datetime, *, factors: tuple[str, ...] = (),
                route: list[tuple[float, float]] | None = None, category: str = "harassment") -> str:
-    data = {
-        "category": "unsafe_route" if route and category == "harassment" else category,
-        "occurred_at": occurred_at,
-        "location": Point(lon, lat),
-        "route": LineString(route) if route else None,
-        "factors": list(factors),
-        "description": SECRET,
-    }
-    key = uuid.uuid4()
-    return str(reports.create_report(author, data, hashlib.sha256(key.bytes).digest(), key).report.id)
+    """A report carrying the SECRET description (which no export may contain); with a route, an unsafe route."""
+    if route and category == "harassment":
+        category = "unsafe_route"
+    return factories.add_report(author, lon, lat, occurred_at, category=category, route=route, factors=factors,
+                                description=SECRET)
 
 
 def export_body(**overrides: Any) -> dict[str, Any]:
@@ -57,7 +49,7 @@ def run_outbox(app) -> None:
     """Run pending outbox tasks in-process, as the worker would (in an app context of its own)."""
     with app.app_context():
         for task_id in db.session.scalars(text("SELECT id FROM outbox WHERE done_at IS NULL ORDER BY id")).all():
-            outbox.run(task_id, HANDLERS)
+            outbox.run(task_id)
 
 
 def export_file(app, export_id: str) -> Path:

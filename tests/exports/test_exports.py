@@ -350,24 +350,27 @@ def test_counts_equal_a_brute_force_count_over_the_raw_reports(client, southwark
 # -- expiry ------------------------------------------------------------------------------------------
 
 def test_expired_files_are_deleted_and_answer_410(client, southwark, peckham_reports):
+    from worker import jobs
+
     status, path = built(client, southwark, format="csv")
     fresh, _ = built(client, southwark, format="geojson")
     db.session.execute(text("UPDATE exports SET expires_at = now() - interval '1 minute' WHERE id = :id"),
                        {"id": status["id"]})
     db.session.commit()
     with client.application.app_context():
-        assert exports.delete_expired_files() == 1
+        assert jobs.purge_exports() == 1  # the scheduled job: deletes, and commits
     assert not path.exists()
     assert client.get(status["download_url"], headers=southwark.headers()).status_code == 410
     after = client.get(f"/api/v1/exports/{status['id']}", headers=southwark.headers()).json
     assert after["download_url"] is None and after["status"] == "done"  # the record stays
     assert client.get(fresh["download_url"], headers=southwark.headers()).status_code == 200
     with client.application.app_context():
-        assert exports.delete_expired_files() == 0
+        assert jobs.purge_exports() == 0
 
 
 def test_purge_job_is_scheduled():
-    from worker import jobs, queues
+    from backend import queues
+    from worker import jobs
     from worker.schedule import PERIODIC
 
     assert (jobs.purge_exports, queues.MAINTENANCE, 3600) in PERIODIC

@@ -86,6 +86,7 @@ def test_reports_count_on_the_nearest_segment_and_routes_on_the_segments_they_fo
                                                                                     commuter, network, fmt):
     with app.app_context():
         load_street_segments(network, id_field="id", class_field="cls")
+        db.session.commit()  # the caller commits (here the test, as the CLI does)
     add_report(commuter.uid, LON + 0.0001, LAT + 0.001, NOON, factors=("poor_lighting",))  # 7 m from Rye Lane
     add_report(commuter.uid, LON + 0.005, LAT + 0.001, NOON)  # 350 m from any street: unmatched
     walk = [(LON - 0.0039, LAT + 0.00105), (LON - 0.0025, LAT + 0.00106), (LON - 0.0011, LAT + 0.00105)]

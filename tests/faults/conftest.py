@@ -20,10 +20,10 @@ import pytest
 import requests
 from sqlalchemy import text
 
+from backend.devserver import free_port, start_api
 from backend.devtokens import emulator_token
 from backend.extensions import db
-from bench.ingest import start_api
-from tests.conftest import DisposableRedis, free_port
+from tests.conftest import DisposableRedis
 from tests.factories import report_body
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from backend.extensions import db
-from backend.heatmap import grid
-from backend.heatmap import service as heatmap
-from backend.reports.vocabulary import CATEGORIES, MODES
+from backend.heatmap import counting, grid, queries
+from backend.heatmap.rebuild import rebuild
+from backend.vocabulary import CATEGORIES, MODES
+from tests.appctx import app_context
 from tests.heatmap.helpers import add_report
 
 # A 2 km square around Waterloo, clear of the Greenwich meridian (a grid line at every level).
@@ -45,7 +46,7 @@ BRUTE_FORCE = """
 """
 
 
-def brute_force(f: heatmap.Filters, level: int) -> dict[tuple[int, int], int]:
+def brute_force(f: queries.Filters, level: int) -> dict[tuple[int, int], int]:
     x0, x1, y0, y1 = grid.bbox_cell_range(AREA, level)
     rows = db.session.execute(text(BRUTE_FORCE), {
         "level": level, "x0": x0, "x1": x1, "y0": y0, "y1": y1,
@@ -58,8 +59,8 @@ def brute_force(f: heatmap.Filters, level: int) -> dict[tuple[int, int], int]:
     return {(x, y): n for x, y, n in rows}
 
 
-def aggregated(f: heatmap.Filters, level: int) -> dict[tuple[int, int], int]:
-    return {(c["x"], c["y"]): c["count"] for c in heatmap.cells(f, heatmap.Area.bbox(level, AREA), 100_000)}
+def aggregated(f: queries.Filters, level: int) -> dict[tuple[int, int], int]:
+    return {(c["x"], c["y"]): c["count"] for c in queries.cells(f, queries.Area.bbox(level, AREA), 100_000)}
 
 
 def snapshot() -> dict[str, list]:
@@ -121,7 +122,7 @@ def filters(draw, data):
     weekdays = None
     if draw(st.booleans()):
         weekdays = tuple(sorted({anchor.isoweekday()} | set(draw(st.lists(st.integers(1, 7), max_size=2)))))
-    return heatmap.Filters(
+    return queries.Filters(
         categories=draw(st.none() | st.lists(st.sampled_from(CATEGORIES), min_size=1, max_size=2, unique=True).map(tuple)),
         modes=draw(st.none() | st.lists(st.sampled_from(("",) + MODES[:4]), min_size=1, max_size=3, unique=True).map(tuple)),
         from_day=from_day, to_day=to_day, hours=hours, weekdays=weekdays,
@@ -137,42 +138,43 @@ def test_counts_equal_a_brute_force_count_over_raw_reports(data, level):
         add_report(r["author"], r["lon"], r["lat"], r["occurred_at"], r["category"], r["mode"], r["route"])
     f = data.draw(filters(generated), label="filters")
     assert aggregated(f, level) == brute_force(f, level)
-    assert aggregated(heatmap.Filters(), level) == brute_force(heatmap.Filters(), level)
+    assert aggregated(queries.Filters(), level) == brute_force(queries.Filters(), level)
 
 
 def test_counting_a_report_twice_changes_nothing():
     report_id = add_report("ann", -0.1145, 51.4627, datetime(2026, 11, 20, 22, 15, tzinfo=timezone.utc))
     before = snapshot()
-    assert heatmap.apply_report(report_id) is False
+    with app_context():  # as in a worker
+        assert counting.apply_report(report_id) is False
     assert snapshot() == before
-    assert sum(c["count"] for c in heatmap.cells(heatmap.Filters(), heatmap.Area(18), 100)) == 1
+    assert sum(c["count"] for c in queries.cells(queries.Filters(), queries.Area(18), 100)) == 1
 
 
 def test_a_route_counts_once_in_each_cell_along_it_and_in_each_coarser_cell():
     # About 700 m due east across Waterloo Bridge's latitude: several fine cells, once each.
     route = [(-0.1200, 51.5050), (-0.1100, 51.5050)]
     add_report("ann", -0.1200, 51.5050, datetime(2026, 11, 20, 22, tzinfo=timezone.utc), "unsafe_route", route=route)
-    fine = heatmap.cells(heatmap.Filters(), heatmap.Area(18), 100)
+    fine = queries.cells(queries.Filters(), queries.Area(18), 100)
     assert len(fine) >= 6 and {c["count"] for c in fine} == {1}
-    assert {c["count"] for c in heatmap.cells(heatmap.Filters(), heatmap.Area(12), 100)} == {1}
+    assert {c["count"] for c in queries.cells(queries.Filters(), queries.Area(12), 100)} == {1}
 
 
 def test_hours_wrap_past_midnight_in_local_time():
     # Local (BST in July, UTC+1): 23:30, 01:30 and 12:00.
     for utc_hour in (22, 0, 11):
         add_report("ann", -0.1145, 51.4627, datetime(2026, 7, 3, utc_hour, 30, tzinfo=timezone.utc))
-    night = heatmap.Filters(hours=tuple(sorted({22, 23, 0, 1, 2, 3})))
-    assert sum(c["count"] for c in heatmap.cells(night, heatmap.Area(12), 10)) == 2
+    night = queries.Filters(hours=tuple(sorted({22, 23, 0, 1, 2, 3})))
+    assert sum(c["count"] for c in queries.cells(night, queries.Area(12), 10)) == 2
 
 
 def test_hours_and_days_are_local_across_a_daylight_saving_change():
     # 2026-03-29 01:30 UTC is 02:30 BST on Sunday; 2026-03-28 23:30 UTC is 23:30 GMT on Saturday.
     add_report("ann", -0.1145, 51.4627, datetime(2026, 3, 29, 1, 30, tzinfo=timezone.utc))
     add_report("ben", -0.1145, 51.4627, datetime(2026, 3, 28, 23, 30, tzinfo=timezone.utc))
-    total = lambda f: sum(c["count"] for c in heatmap.cells(f, heatmap.Area(12), 10))  # noqa: E731
-    assert total(heatmap.Filters(hours=(2,), weekdays=(7,))) == 1
-    assert total(heatmap.Filters(hours=(23,), weekdays=(6,))) == 1
-    assert total(heatmap.Filters(from_day=date(2026, 3, 29), to_day=date(2026, 3, 29))) == 1
+    total = lambda f: sum(c["count"] for c in queries.cells(f, queries.Area(12), 10))  # noqa: E731
+    assert total(queries.Filters(hours=(2,), weekdays=(7,))) == 1
+    assert total(queries.Filters(hours=(23,), weekdays=(6,))) == 1
+    assert total(queries.Filters(from_day=date(2026, 3, 29), to_day=date(2026, 3, 29))) == 1
 
 
 @pytest.fixture
@@ -194,13 +196,14 @@ def test_rebuild_gives_exactly_what_incremental_updates_gave(app, clean_heatmap,
         incremental = snapshot()
         assert incremental["heatmap_retained"]
         db.session.commit()
-        heatmap.rebuild()
+        rebuild()
         assert snapshot() == incremental
         db.session.remove()
 
 
 def test_reports_past_retention_are_deleted_and_the_heatmap_keeps_their_counts(app, clean_heatmap, staff):
     from backend.reports import service as reports
+    from worker import jobs
 
     with app.app_context():
         base = datetime(2026, 10, 1, 21, tzinfo=timezone.utc)
@@ -213,7 +216,7 @@ def test_reports_past_retention_are_deleted_and_the_heatmap_keeps_their_counts(a
                            {"ids": old})
         db.session.commit()
         before = snapshot()
-        assert reports.purge_expired_reports(365, batch=4) == 6  # in two batches
+        assert jobs.purge_expired_reports(365, batch=4) == 6  # in two batches
         assert set(db.session.scalars(text("SELECT id::text FROM reports")).all()) == set(ids[6:])
         assert db.session.scalar(text("SELECT count(*) FROM report_status_changes")) == 0
         after = snapshot()
@@ -225,14 +228,15 @@ def test_reports_past_retention_are_deleted_and_the_heatmap_keeps_their_counts(a
         assert {r.author_id for r in after["heatmap_reporters"]} == recent_authors
         assert {r.author_id for r in before["heatmap_reporters"]} > recent_authors
         db.session.commit()
-        heatmap.rebuild()
+        rebuild()
         assert snapshot() == after  # and a rebuild gives it again
-        assert reports.purge_expired_reports(365) == 0
+        assert jobs.purge_expired_reports(365) == 0
         db.session.remove()
 
 
 def test_the_retention_purge_is_scheduled_daily():
-    from worker import jobs, queues
+    from backend import queues
+    from worker import jobs
     from worker.schedule import PERIODIC
 
     assert (jobs.purge_expired_reports, queues.MAINTENANCE, 86400) in PERIODIC
@@ -242,11 +246,11 @@ def test_rebuild_counts_reports_the_worker_has_not_reached_and_marks_them(app, c
     with app.app_context():
         pending = add_report("ann", -0.1145, 51.4627, datetime(2026, 11, 20, 22, tzinfo=timezone.utc), count=False)
         db.session.commit()
-        heatmap.rebuild()
-        assert sum(c["count"] for c in heatmap.cells(heatmap.Filters(), heatmap.Area(18), 10)) == 1
-        assert heatmap.apply_report(pending) is False  # the job, arriving late, changes nothing
+        rebuild()
+        assert sum(c["count"] for c in queries.cells(queries.Filters(), queries.Area(18), 10)) == 1
+        assert counting.apply_report(pending) is False  # the job, arriving late, changes nothing
         db.session.commit()
-        assert sum(c["count"] for c in heatmap.cells(heatmap.Filters(), heatmap.Area(18), 10)) == 1
+        assert sum(c["count"] for c in queries.cells(queries.Filters(), queries.Area(18), 10)) == 1
         db.session.remove()
 
 
@@ -254,10 +258,11 @@ def test_erasing_a_person_keeps_the_heatmap_counts(client, commuter, staff):
     response = client.post("/api/v1/reports", json={
         "category": "spiking", "occurred_at": "2026-11-20T22:00:00Z",
         "location": {"type": "Point", "coordinates": [-0.1145, 51.4627]}}, headers=commuter.headers())
-    assert heatmap.apply_report(response.json["id"])
-    before = {c["q"]: c["count"] for c in heatmap.cells(heatmap.Filters(), heatmap.Area(16), 10)}
+    with app_context():  # as in a worker
+        assert counting.apply_report(response.json["id"])
+    before = {c["q"]: c["count"] for c in queries.cells(queries.Filters(), queries.Area(16), 10)}
     assert client.delete("/api/v1/me", headers=commuter.headers()).status_code == 204
-    assert {c["q"]: c["count"] for c in heatmap.cells(heatmap.Filters(), heatmap.Area(16), 10)} == before
+    assert {c["q"]: c["count"] for c in queries.cells(queries.Filters(), queries.Area(16), 10)} == before
     assert db.session.execute(text("SELECT count(*) FROM heatmap_reporters")).scalar() == 0
 
 
@@ -265,8 +270,8 @@ def test_a_window_includes_both_of_its_end_days_in_local_time():
     # 2026-11-19 23:30 UTC is 19 November in London (GMT); 2026-07-19 23:30 UTC is 20 July (BST).
     add_report("ann", -0.1145, 51.4627, datetime(2026, 11, 19, 23, 30, tzinfo=timezone.utc))
     add_report("ben", -0.1145, 51.4627, datetime(2026, 7, 19, 23, 30, tzinfo=timezone.utc))
-    total = lambda a, b: sum(c["count"] for c in heatmap.cells(  # noqa: E731
-        heatmap.Filters(from_day=a, to_day=b), heatmap.Area(12), 10))
+    total = lambda a, b: sum(c["count"] for c in queries.cells(  # noqa: E731
+        queries.Filters(from_day=a, to_day=b), queries.Area(12), 10))
     assert total(date(2026, 11, 19), date(2026, 11, 19)) == 1
     assert total(date(2026, 11, 18), date(2026, 11, 19)) == 1
     assert total(date(2026, 11, 20), date(2026, 11, 21)) == 0

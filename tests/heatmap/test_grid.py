@@ -75,3 +75,34 @@ def test_routes_of_several_reports_stay_apart():
     ys = np.array([-0.5, -0.5, -0.5, -0.5]) * s
     assert [tuple(c) for c in grid.route_fine_cells(owners, xs, ys).tolist()] == [
         (0, grid.HALF, grid.HALF), (0, grid.HALF + 1, grid.HALF), (1, grid.HALF + 5, grid.HALF)]
+
+
+# One rule for a route's cells, written in docs/architecture.md: a route lies in each cell whose
+# inside it crosses (the line and the cell's interior share a stretch, not just a point). The heatmap
+# places routes with NumPy (grid.route_fine_cells), the lighting export in SQL (backend/exports/lighting.py);
+# both are tested against PostGIS saying exactly that, ST_Relate(route, cell, '1********'), here and in
+# tests/exports/test_exports.py (test_counts_equal_a_brute_force_count_over_the_raw_reports).
+_CELLS_A_ROUTE_CROSSES = text("""
+    SELECT x, y
+    FROM (SELECT heatmap_route_3857(ST_GeomFromText(:route, 4326)) AS route) AS r,
+         generate_series(:x0, :x1) AS x, generate_series(:y0, :y1) AS y
+    WHERE ST_Relate(r.route, ST_TileEnvelope(18, x, y), '1********')
+""")
+
+
+def test_route_cells_are_the_cells_whose_inside_the_route_crosses():
+    rng = np.random.default_rng(7)
+    for n in range(60):
+        lon, lat = rng.uniform(-0.14, -0.08), rng.uniform(51.49, 51.53)
+        steps = rng.normal(0, 0.0015 if n % 2 else 0.004, size=(rng.integers(1, 7), 2))
+        points = np.vstack([[lon, lat], [lon, lat] + np.cumsum(steps, axis=0)])
+        wkt = "LINESTRING(" + ", ".join(f"{x:.7f} {y:.7f}" for x, y in points) + ")"
+        xs, ys = np.asarray(db.session.execute(text(
+            "SELECT ST_X(d.geom), ST_Y(d.geom) FROM ST_DumpPoints(heatmap_route_3857(ST_GeomFromText(:r, 4326))) d"
+        ), {"r": wkt}).all()).T
+        ours = {(int(x), int(y)) for _, x, y in grid.route_fine_cells(np.zeros(len(xs), dtype=np.int64), xs, ys)}
+        x0, y0 = np.min([c for c in ours], axis=0) - 2
+        x1, y1 = np.max([c for c in ours], axis=0) + 2
+        postgis = {tuple(row) for row in db.session.execute(_CELLS_A_ROUTE_CROSSES, {
+            "route": wkt, "x0": int(x0), "x1": int(x1), "y0": int(y0), "y1": int(y1)}).all()}
+        assert ours == postgis, wkt

@@ -8,10 +8,10 @@ import uuid
 from sqlalchemy import func, select, text
 
 from backend.extensions import db
-from backend.outbox import service as outbox
 from backend.outbox.models import OutboxTask
 from backend.reports.models import Report
 from tests.factories import new_key, report_body, route_body
+from worker import relay as outbox_relay
 
 URL = "/api/v1/reports"
 
@@ -140,7 +140,7 @@ def test_new_report_records_its_follow_up_work_for_the_relay(client, commuter, r
         ("heatmap.apply_report", "heatmap", {"report_id": response.json["id"]}, None),
         ("alerts.check_cluster", "alerts", {"report_id": response.json["id"]}, None),
     ]
-    assert outbox.relay() == 2
+    assert outbox_relay.relay() == 2
     assert redis_client.lrange("rq:queue:heatmap", 0, -1) == [f"outbox-{tasks[0].id}".encode()]
     assert redis_client.lrange("rq:queue:alerts", 0, -1) == [f"outbox-{tasks[1].id}".encode()]
 

@@ -11,11 +11,13 @@ from redis.exceptions import RedisError
 from rq import Queue
 from sqlalchemy import select, update
 
+from backend import queues
 from backend.extensions import db
 from backend.outbox import service as outbox
 from backend.outbox.models import OutboxTask
+from tests.appctx import app_context
 from tests.factories import report_body
-from worker import queues
+from worker import relay as outbox_relay
 from worker.__main__ import SafeTravelWorker
 from worker.relay import Relay
 
@@ -24,7 +26,8 @@ URL = "/api/v1/reports"
 
 def run_worker(redis_url: str) -> None:
     """Drain every queue in-process, as `python -m worker --burst` would."""
-    SafeTravelWorker(list(queues.ALL), connection=Redis.from_url(redis_url)).work(burst=True)
+    with app_context():  # as worker/app.py pushes it for a worker's lifetime
+        SafeTravelWorker(list(queues.ALL), connection=Redis.from_url(redis_url)).work(burst=True)
 
 
 def tasks() -> list[OutboxTask]:
@@ -34,8 +37,8 @@ def tasks() -> list[OutboxTask]:
 
 def test_relayed_follow_ups_run_once_each(client, commuter, settings):
     client.post(URL, json=report_body(), headers=commuter.headers())
-    assert outbox.relay() == 2
-    assert outbox.relay() == 0  # claimed: never enqueued twice
+    assert outbox_relay.relay() == 2
+    assert outbox_relay.relay() == 0  # claimed: never enqueued twice
     run_worker(settings.redis_url)
 
     assert [(t.task, t.attempts, t.done_at is not None) for t in tasks()] == [
@@ -53,10 +56,10 @@ def test_redis_down_during_post_still_answers_201_and_work_runs_when_it_returns(
 
     assert response.status_code == 201
     with pytest.raises(RedisError):
-        outbox.relay()
+        outbox_relay.relay()
     assert [(t.enqueued_at, t.done_at) for t in tasks()] == [(None, None), (None, None)]  # waiting, unclaimed
     disposable_redis.start()
-    assert outbox.relay() == 2
+    assert outbox_relay.relay() == 2
     run_worker(disposable_redis.url)
     assert [(t.attempts, t.done_at is not None) for t in tasks()] == [(1, True), (1, True)]
     assert client.get(f"{URL}/{response.json['id']}", headers=commuter.headers()).status_code == 200
@@ -64,13 +67,13 @@ def test_redis_down_during_post_still_answers_201_and_work_runs_when_it_returns(
 
 def test_tasks_lost_from_redis_are_released_by_the_sweep_and_run_once(client, commuter, disposable_redis):
     client.post(URL, json=report_body(), headers=commuter.headers())
-    assert outbox.relay() == 2
+    assert outbox_relay.relay() == 2
     disposable_redis.stop()  # a Redis without persistence restarts empty: the jobs are gone
     disposable_redis.start()
 
-    assert outbox.sweep(stale_after_s=0) == 2
-    assert outbox.relay() == 2
-    assert outbox.sweep(stale_after_s=0) == 0  # back in RQ: left alone
+    assert outbox_relay.sweep(stale_after_s=0) == 2
+    assert outbox_relay.relay() == 2
+    assert outbox_relay.sweep(stale_after_s=0) == 0  # back in RQ: left alone
     run_worker(disposable_redis.url)
     assert [(t.attempts, t.done_at is not None) for t in tasks()] == [(1, True), (1, True)]
 
@@ -79,12 +82,12 @@ def test_a_job_popped_by_a_worker_that_then_lost_redis_is_released_by_the_sweep(
     """Its hash still says queued, but it is in no queue list: nobody would ever run it."""
     task = outbox.add("x", queues.HEATMAP, {})
     db.session.commit()
-    assert outbox.relay() == 1
-    assert outbox.sweep(stale_after_s=0) == 0  # queued, and in the queue: left alone
-    redis_client.lrem(f"rq:queue:{queues.HEATMAP}", 0, outbox.job_id(task.id))  # what a worker's BLPOP does
-    assert outbox.sweep(stale_after_s=0) == 1
-    assert outbox.relay() == 1  # enqueued again
-    assert outbox.job_id(task.id) in Queue(queues.HEATMAP, connection=redis_client).get_job_ids()
+    assert outbox_relay.relay() == 1
+    assert outbox_relay.sweep(stale_after_s=0) == 0  # queued, and in the queue: left alone
+    redis_client.lrem(f"rq:queue:{queues.HEATMAP}", 0, outbox_relay.job_id(task.id))  # what a worker's BLPOP does
+    assert outbox_relay.sweep(stale_after_s=0) == 1
+    assert outbox_relay.relay() == 1  # enqueued again
+    assert outbox_relay.job_id(task.id) in Queue(queues.HEATMAP, connection=redis_client).get_job_ids()
 
 
 def test_readyz_reports_redis_down(client, disposable_redis):
@@ -122,9 +125,9 @@ def test_a_failing_task_records_the_attempt_and_stays_pending():
 def test_relayed_job_is_retried_by_rq_before_the_sweep_takes_over(redis_client):
     task = outbox.add("x", queues.HEATMAP, {})
     db.session.commit()
-    outbox.relay()
-    job = Queue(queues.HEATMAP, connection=redis_client).fetch_job(outbox.job_id(task.id))
-    assert job.retries_left == outbox.RQ_RETRY.max
+    outbox_relay.relay()
+    job = Queue(queues.HEATMAP, connection=redis_client).fetch_job(outbox_relay.job_id(task.id))
+    assert job.retries_left == outbox_relay.RQ_RETRY.max
 
 
 def test_exhausted_tasks_are_left_for_an_operator():
@@ -132,8 +135,8 @@ def test_exhausted_tasks_are_left_for_an_operator():
     db.session.flush()
     db.session.execute(update(OutboxTask).where(OutboxTask.id == task.id).values(attempts=outbox.MAX_ATTEMPTS))
     db.session.commit()
-    assert outbox.relay() == 0
-    assert outbox.sweep(stale_after_s=0) == 0
+    assert outbox_relay.relay() == 0
+    assert outbox_relay.sweep(stale_after_s=0) == 0
 
 
 def test_relay_thread_wakes_on_commit(app, real_commits, client, commuter, settings, redis_client):

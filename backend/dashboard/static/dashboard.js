@@ -9,8 +9,17 @@ const COLOURS = ["#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"];
 const $ = (selector, root = document) => root.querySelector(selector);
 const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
 
-const state = { token: null, user: null, map: null, hubs: [], councils: [], alertCentre: null, picking: null,
+const state = { token: null, user: null, meta: null, map: null, hubs: [], councils: [], alertCentre: null, picking: null,
   stops: [1, 5, 20, 50, 150] };
+
+// Labels for the API's words (GET /api/v1/meta lists the words), where the word itself, with spaces
+// for underscores, does not read well. A word the server adds later shows as itself until given one.
+const LABELS = { dlr: "DLR" };
+
+function label(word) {
+  const text = String(word).replace(/_/g, " ");
+  return LABELS[word] || text.charAt(0).toUpperCase() + text.slice(1);
+}
 
 /* ---- the API ---------------------------------------------------------------------------------- */
 
@@ -43,6 +52,36 @@ async function api(path, { method = "GET", body, raw = false } = {}) {
   if (response.status === 401) signOut();
   if (!response.ok) throw new ApiError(response.status, data);
   return data;
+}
+
+/* ---- the deployment: its time zone and vocabulary (GET /api/v1/meta, no sign-in) ---------------- */
+
+async function loadMeta() {
+  const response = await fetch(API + "/meta");
+  const data = await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, data);
+  state.meta = data;
+}
+
+function options(words, { labelled = true, selected = null } = {}) {
+  return words.map((w) => `<option value="${escapeHtml(w)}"${w === selected ? " selected" : ""}>${escapeHtml(labelled ? label(w) : w)}</option>`).join("");
+}
+
+// The forms' choices come from the server's vocabulary rather than being repeated in the page.
+function fillVocabulary() {
+  const { vocabulary, time_zone: timeZone } = state.meta;
+  $("#filter-categories").innerHTML = vocabulary.categories.map((c) =>
+    `<label><input type="checkbox" name="category" value="${escapeHtml(c.name)}"> ${escapeHtml(label(c.name))}</label>`).join("");
+  $("#filters").mode.innerHTML = options(vocabulary.modes);
+  $("#filters").hours.title = `Hours in ${timeZone}, end excluded: 22-4, 7-10,16-19`;
+  $("#triage-status").innerHTML = `<option value="">All</option>` + options(vocabulary.statuses, { labelled: false });
+  $("#hub-form").kind.innerHTML = options(vocabulary.hub_kinds);
+  $("#alert-form").severity.innerHTML = options(vocabulary.alert_severities, { labelled: false, selected: "warning" });
+}
+
+// A local day (YYYY-MM-DD) in the city's time zone, as the API's from/to filters mean it.
+function localDay(date) {
+  return new Intl.DateTimeFormat("en-CA", { timeZone: state.meta.time_zone }).format(date);
 }
 
 /* ---- signing in ------------------------------------------------------------------------------- */
@@ -261,8 +300,8 @@ function addLayers(map) {
   const popup = new maplibregl.Popup({ closeButton: false, closeOnClick: false });
   map.on("mousemove", "heatmap", (event) => {
     const p = event.features[0].properties;
-    popup.setLngLat(event.lngLat).setHTML(`<strong>${p.count}</strong> reports<br>harassment ${p.harassment},
-      spiking ${p.spiking}, unsafe route ${p.unsafe_route}`).addTo(map);
+    const byCategory = state.meta.vocabulary.categories.map((c) => `${escapeHtml(label(c.name).toLowerCase())} ${p[c.name] || 0}`);
+    popup.setLngLat(event.lngLat).setHTML(`<strong>${p.count}</strong> reports<br>${byCategory.join(", ")}`).addTo(map);
   });
   map.on("mouseleave", "heatmap", () => popup.remove());
   map.on("idle", rescale);
@@ -307,8 +346,6 @@ async function loadHotspots(filters) {
 
 /* ---- triage (staff) --------------------------------------------------------------------------- */
 
-const STATUSES = ["received", "reviewing", "actioned", "closed", "rejected"];
-
 async function loadTriage() {
   const status = $("#triage-status").value;
   const data = await api(`/reports?limit=50${status ? `&status=${status}` : ""}`);
@@ -318,11 +355,11 @@ async function loadTriage() {
     const item = document.createElement("li");
     item.className = "report";
     item.dataset.id = report.id;
-    const when = new Date(report.occurred_at).toLocaleString("en-GB", { timeZone: "Europe/London", dateStyle: "medium", timeStyle: "short" });
-    item.innerHTML = `<div><strong>${escapeHtml(report.category.replace("_", " "))}</strong>
-        ${report.subcategory ? `· ${escapeHtml(report.subcategory)}` : ""} <small>${when}</small></div>
+    const when = new Date(report.occurred_at).toLocaleString("en-GB", { timeZone: state.meta.time_zone, dateStyle: "medium", timeStyle: "short" });
+    item.innerHTML = `<div><strong>${escapeHtml(label(report.category))}</strong>
+        ${report.subcategory ? `· ${escapeHtml(label(report.subcategory).toLowerCase())}` : ""} <small>${when}</small></div>
       <p class="description">${escapeHtml(report.description || "(no description)")}</p>
-      <label>Status <select class="status">${STATUSES.map((s) => `<option ${s === report.status ? "selected" : ""}>${s}</option>`).join("")}</select></label>
+      <label>Status <select class="status">${options(state.meta.vocabulary.statuses, { labelled: false, selected: report.status })}</select></label>
       <button type="button" class="locate">Show on map</button> <span class="saved" role="status"></span>`;
     item.querySelector(".status").addEventListener("change", async (event) => {
       const saved = item.querySelector(".saved");
@@ -416,16 +453,6 @@ async function closeHub() {
 
 /* ---- alerts ----------------------------------------------------------------------------------- */
 
-function circle(centre, radiusM, steps = 64) {
-  const [lon, lat] = centre;
-  const ring = [];
-  for (let i = 0; i <= steps; i++) {
-    const angle = (2 * Math.PI * i) / steps;
-    ring.push([lon + (radiusM * Math.sin(angle)) / (111320 * Math.cos((lat * Math.PI) / 180)), lat + (radiusM * Math.cos(angle)) / 110574]);
-  }
-  return { type: "Feature", geometry: { type: "Polygon", coordinates: [ring] }, properties: {} };
-}
-
 function alertCentre() {
   const form = $("#alert-form");
   if (form.where.value === "hub") {
@@ -435,12 +462,26 @@ function alertCentre() {
   return state.alertCentre;
 }
 
-function drawAlertArea() {
+// The circle comes from the server (GET /alerts/circle), which measures distances as it will when
+// it finds the devices to reach; only the latest of overlapping requests is drawn.
+let alertAreaRequest = 0;
+async function drawAlertArea() {
+  const form = $("#alert-form");
   const centre = alertCentre();
-  const radius = Number($("#alert-form").radius_m.value) || 0;
-  $("#alert-hub-label").hidden = $("#alert-form").where.value !== "hub";
+  const radius = form.radius_m.value;
+  $("#alert-hub-label").hidden = form.where.value !== "hub";
   $("#alert-centre").textContent = centre ? `Centre ${centre[0].toFixed(5)}, ${centre[1].toFixed(5)}` : "No centre yet.";
-  state.map.getSource("alert-area").setData({ type: "FeatureCollection", features: centre && radius ? [circle(centre, radius)] : [] });
+  const request = ++alertAreaRequest;
+  let features = [];
+  if (centre && radius && form.radius_m.checkValidity()) {
+    try {
+      const area = await api(`/alerts/circle?${new URLSearchParams({ lon: centre[0], lat: centre[1], radius_m: radius })}`);
+      features = [{ type: "Feature", geometry: area.outline, properties: {} }];
+    } catch (error) {
+      if (request === alertAreaRequest) $("#alert-error").textContent = error instanceof ApiError ? error.detail() : error.message;
+    }
+  }
+  if (request === alertAreaRequest) state.map.getSource("alert-area").setData({ type: "FeatureCollection", features });
 }
 
 async function sendAlert(event) {
@@ -489,8 +530,8 @@ async function setUpExports() {
   }
   const form = $("#export-form");
   const today = new Date();
-  form.to.value = today.toISOString().slice(0, 10);
-  form.from.value = new Date(today.getTime() - 365 * 86400000).toISOString().slice(0, 10);
+  form.to.value = localDay(today);
+  form.from.value = localDay(new Date(today.getTime() - 365 * 86400000));
   await loadExports();
 }
 
@@ -609,6 +650,8 @@ function sleep(ms) {
 }
 
 async function main() {
+  await loadMeta();
+  fillVocabulary();
   drawLegend();
   formFromUrl();
   await authenticate();

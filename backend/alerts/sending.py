@@ -1,4 +1,4 @@
-"""Alerts: geofenced pushes sent by a worker, every device at most once; cluster detection.
+"""Alerts: geofenced pushes sent by a worker, every device at most once (cluster detection is clusters.py).
 
 Fan-out (``send_alert``): the targeted devices get a delivery row each; batches of at most 500 are
 claimed, sent through the notifier and recorded, one commit per batch. A device whose delivery is
@@ -20,26 +20,26 @@ import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
-import shapely
 from geoalchemy2.shape import from_shape, to_shape
-from sqlalchemy import func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select, text, update
 
 from backend.alerts import notifier as notifiers
-from backend.alerts.models import Alert, Cluster, ClusterReport
+from backend.alerts.models import Alert
 from backend.config import current_settings
-from backend.devices.models import INTEREST_BOX
+from backend.devices.models import interest_box
 from backend.devices.service import prune_tokens
 from backend.extensions import db
 from backend.hubs.models import SafeHub
+from backend.hubs.service import nearest_hubs
 from backend.outbox import service as outbox
 
 log = logging.getLogger(__name__)
 
-SEND_TASK = ("alerts.send", "alerts")
+# What this domain announces (backend/outbox/registry.py): its own handlers send the alert.
+ALERT_CREATED = "alert.created"
 
 
 class TransientFailures(Exception):
@@ -55,7 +55,7 @@ class UnknownHub(ValueError):
 
 
 def create_alert(data: dict[str, Any], staff_uid: str) -> Alert:
-    """Record an alert and its fan-out task in one transaction (the worker sends it)."""
+    """Record an alert and publish ``alert.created`` (a worker sends it once the caller commits)."""
     area = data["area"]
     radius_m = area.get("radius_m")
     hub_id = area.get("safe_hub_id")
@@ -72,8 +72,7 @@ def create_alert(data: dict[str, Any], staff_uid: str) -> Alert:
                   radius_m=radius_m, safe_hub_id=hub_id, expires_at=data["expires_at"], created_by=staff_uid)
     db.session.add(alert)
     db.session.flush()
-    outbox.add(SEND_TASK[0], SEND_TASK[1], {"alert_id": str(alert.id)})
-    db.session.commit()
+    outbox.publish(ALERT_CREATED, {"alert_id": str(alert.id)})
     return alert
 
 
@@ -82,16 +81,13 @@ def get_alert(alert_id: uuid.UUID) -> Alert | None:
 
 
 # Devices a manual alert reaches: those whose owners asked for alerts within radius_m of them, and
-# whose (coarse) location is that close to the alert's area. The index narrows by the largest radius.
+# whose (coarse) location is that close to the alert's area. Each device's interest box is indexed,
+# so the index returns only devices that can be reached, whatever their radius.
 TARGET_MANUAL_SELECT = f"""
     SELECT a.id, d.id
     FROM alerts a
     JOIN devices d ON d.location IS NOT NULL
-        AND ({INTEREST_BOX.replace("location", "d.location").replace("radius_m", "d.radius_m")})
-            && ST_Expand(a.area,
-                         coalesce(a.radius_m, 0) / 110000.0
-                             / greatest(0.05, cos(radians(greatest(abs(ST_YMin(a.area)), abs(ST_YMax(a.area)))))),
-                         coalesce(a.radius_m, 0) / 110000.0)
+        AND {interest_box("d")} && expand_by_metres(a.area, coalesce(a.radius_m, 0))
         -- On the sphere: within 0.3 percent of the spheroid, and faster per device.
         AND ST_DWithin(d.location::geography, a.area::geography, coalesce(a.radius_m, 0) + d.radius_m, false)
     WHERE a.id = :alert_id
@@ -266,92 +262,7 @@ def active_alerts_at(lon: float, lat: float, now: datetime | None = None) -> lis
 
 def _commuter_body(alert: Alert) -> str:
     """What opted-in commuters near a cluster are told: the nearest safe hubs open now."""
-    from backend.hubs.service import nearest_hubs
-
     centre = to_shape(alert.area)
     hubs = nearest_hubs(centre.x, centre.y, 3, open_now=True, at=datetime.now(timezone.utc), tz=current_settings().tz)
     places = "; ".join(f"{h.hub.name} ({round(h.distance_m / 10) * 10:.0f} m)" for h in hubs)
     return f"{alert.body} Nearest open safe places: {places}." if places else alert.body
-
-
-CLUSTER_WORDS = {"spiking": ("Spiking", "urgent"), "harassment": ("Harassment", "warning")}
-
-_NEARBY_CONDITION = """
-    category = :category
-    AND occurred_at BETWEEN :at - make_interval(hours => :window_h) AND :at + make_interval(hours => :window_h)
-    AND ST_DWithin(location::geography, ST_GeomFromWKB(:location, 4326)::geography, :radius_m)
-"""
-_NEARBY_REPORTS = text(f"""
-    SELECT count(*) AS n, min(occurred_at) AS first_at, max(occurred_at) AS last_at,
-           ST_AsBinary(ST_Centroid(ST_Collect(location))) AS centre
-    FROM reports WHERE {_NEARBY_CONDITION}
-""")
-
-_KNOWN_CLUSTER = text("""
-    SELECT id, alert_id FROM clusters
-    WHERE category = :category
-      AND ST_DWithin(centre::geography, ST_GeomFromWKB(:location, 4326)::geography, radius_m)
-      AND last_at >= :at - make_interval(hours => :window_h) AND first_at <= :at + make_interval(hours => :window_h)
-    ORDER BY last_at DESC LIMIT 1
-""")
-
-
-def check_cluster_for_report(report_id: str) -> str | None:
-    """After a spiking or harassment report: is there now a cluster (PRODUCT.md defaults: 3 or more
-    reports of one category within 300 m and 6 hours)? A new cluster gets exactly one alert, pushed to
-    the safety team and to opted-in commuters inside it; a report in a known cluster updates it and its
-    alert, and pushes nothing. Runs in its outbox task's transaction. Returns what it did."""
-    settings = current_settings()
-    report = db.session.execute(
-        text("SELECT category, ST_AsBinary(location) AS location, occurred_at FROM reports WHERE id = :id"),
-        {"id": report_id},
-    ).one_or_none()
-    if report is None or report.category not in CLUSTER_WORDS:
-        return None
-    # One check at a time per category: two reports of one new cluster never make two alerts.
-    db.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"cluster:{report.category}"})
-    params = {"category": report.category, "location": bytes(report.location), "at": report.occurred_at,
-              "window_h": settings.cluster_window_h, "radius_m": settings.cluster_radius_m}
-    known = db.session.execute(_KNOWN_CLUSTER, params).one_or_none()
-    if known is not None:
-        cluster = db.session.get(Cluster, known.id)
-        db.session.execute(insert(ClusterReport).values(cluster_id=cluster.id, report_id=report_id)
-                           .on_conflict_do_nothing())
-        cluster.report_count = db.session.scalar(
-            select(func.count()).select_from(ClusterReport).where(ClusterReport.cluster_id == cluster.id))
-        cluster.first_at = min(cluster.first_at, report.occurred_at)
-        cluster.last_at = max(cluster.last_at, report.occurred_at)
-        cluster.updated_at = datetime.now(timezone.utc)
-        alert = db.session.get(Alert, cluster.alert_id) if cluster.alert_id else None
-        if alert is not None:
-            alert.body = _cluster_text(report.category, cluster.report_count, settings)
-            alert.expires_at = max(alert.expires_at, datetime.now(timezone.utc) + timedelta(hours=settings.cluster_window_h))
-            alert.updated_at = datetime.now(timezone.utc)
-        return "updated"
-    nearby = db.session.execute(_NEARBY_REPORTS, params).one()
-    if nearby.n < settings.cluster_min_reports:
-        return None
-    word, severity = CLUSTER_WORDS[report.category]
-    centre = from_shape(shapely.from_wkb(bytes(nearby.centre)), srid=4326)
-    alert = Alert(title=f"{word} reports nearby", body=_cluster_text(report.category, nearby.n, settings),
-                  severity=severity, area=centre, radius_m=settings.cluster_radius_m, kind="cluster",
-                  category=report.category, created_by="cluster-detection",
-                  expires_at=datetime.now(timezone.utc) + timedelta(hours=settings.cluster_window_h))
-    db.session.add(alert)
-    db.session.flush()
-    cluster = Cluster(category=report.category, centre=centre, radius_m=settings.cluster_radius_m,
-                      first_at=nearby.first_at, last_at=nearby.last_at, report_count=nearby.n, alert_id=alert.id)
-    db.session.add(cluster)
-    db.session.flush()
-    db.session.execute(text(f"""
-        INSERT INTO cluster_reports (cluster_id, report_id)
-        SELECT :cluster_id, id FROM reports WHERE {_NEARBY_CONDITION}
-    """), {**params, "cluster_id": cluster.id})
-    outbox.add(SEND_TASK[0], SEND_TASK[1], {"alert_id": str(alert.id)})
-    log.info("new %s cluster of %d reports: alert %s", report.category, nearby.n, alert.id)
-    return "created"
-
-
-def _cluster_text(category: str, count: int, settings: Any) -> str:
-    return (f"{count} {category} reports within {settings.cluster_radius_m} m "
-            f"in {settings.cluster_window_h} hours.")

@@ -1,4 +1,5 @@
-"""The words a report may use (PRODUCT.md). Migrations copy these into CHECK constraints."""
+"""The words of the contract (docs/api.md): what a report, a device and a triage may say. Shared by every
+domain, the schemas and the pages (through GET /api/v1/meta); migrations copy them into CHECK constraints."""
 
 CATEGORIES = ("harassment", "spiking", "unsafe_route")
 

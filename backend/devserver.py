@@ -1,0 +1,72 @@
+"""The platform run outside a test client, for the benchmarks (bench/), the fuzzer and the fault drills
+(tests/): a free port, a database of its own, the API under gunicorn as shipped. Also the libpq form of
+a database URL, which psycopg needs wherever it connects without SQLAlchemy (the outbox relay's LISTEN,
+COPY in the benchmarks)."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+from sqlalchemy.engine import URL, make_url
+
+from backend.config import RATE_LIMIT_SETTINGS, libpq_dsn
+from backend.migrate import upgrade
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_database(database_url: str | URL) -> None:
+    """Create the database (with PostGIS) if it does not exist yet."""
+    target = make_url(database_url)
+    with psycopg.connect(libpq_dsn(target.set(database="postgres")), autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (target.database,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{target.database}"')
+    with psycopg.connect(libpq_dsn(target), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+
+
+def scratch_database(database_url: str, suffix: str) -> tuple[str, str]:
+    """``<database>_<suffix>`` next to ``database_url``'s, created if needed and migrated; returns
+    (SQLAlchemy URL, libpq DSN)."""
+    target = make_url(database_url)
+    url = target.set(database=f"{target.database}_{suffix}").render_as_string(hide_password=False)
+    ensure_database(url)
+    upgrade(url)
+    return url, libpq_dsn(url)
+
+
+def start_api(database_url: str, redis_url: str, port: int) -> subprocess.Popen:
+    """gunicorn as shipped (deploy/gunicorn.conf.py) on ``port``, in a session of its own (stop it with
+    ``os.killpg``); returns once ``/healthz`` answers."""
+    # Limits high enough never to refuse a benchmark's users on one address, yet still checked
+    # (a Redis round trip per request), as in production.
+    generous = {name.upper(): "1000000/minute" for name in RATE_LIMIT_SETTINGS}
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "PORT": str(port),
+           "APP_ENV": "development", **generous}
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "--config", "deploy/gunicorn.conf.py", "backend.wsgi:app"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    for _ in range(150):
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return process
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("gunicorn did not start")

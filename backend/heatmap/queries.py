@@ -1,0 +1,205 @@
+"""Reading the heatmap's aggregates: cells, vector tiles, hotspots and the public heatmap."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import text
+
+from backend.extensions import db
+from backend.heatmap.grid import bbox_cell_range, key_ranges, tile_key_range
+from backend.vocabulary import CATEGORIES
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What to count. None means no restriction. Days are local dates, both ends included."""
+
+    categories: tuple[str, ...] | None = None
+    modes: tuple[str, ...] | None = None
+    from_day: date | None = None
+    to_day: date | None = None
+    hours: tuple[int, ...] | None = None  # local hours of the day, 0-23
+    weekdays: tuple[int, ...] | None = None  # ISO weekdays, 1 = Monday
+    council: str | None = None  # only cells whose centre lies in this council's area
+
+    @property
+    def timeless(self) -> bool:
+        return self.from_day is None and self.to_day is None and self.hours is None and self.weekdays is None
+
+    def shifted(self, days: int) -> "Filters":
+        return replace(self, from_day=self.from_day - timedelta(days=days), to_day=self.to_day - timedelta(days=days))
+
+
+@dataclass(frozen=True)
+class Area:
+    """Which cells of a level: key ranges (an index range scan each), optionally trimmed to a box."""
+
+    level: int
+    ranges: tuple[tuple[int, int], ...] | None = None  # None: the whole level
+    box: tuple[int, int, int, int] | None = None  # x0, x1, y0, y1 inclusive
+
+    @classmethod
+    def tile(cls, level: int, z: int, x: int, y: int) -> "Area":
+        return cls(level, (tile_key_range(level, z, x, y),))
+
+    @classmethod
+    def bbox(cls, level: int, bbox: tuple[float, float, float, float] | None) -> "Area":
+        if bbox is None:
+            return cls(level)
+        box = bbox_cell_range(bbox, level)
+        return cls(level, tuple(key_ranges(level, *box)), box)
+
+
+_ENVELOPE = "ST_TileEnvelope({a}.level, heatmap_cell_x({a}.q), heatmap_cell_y({a}.q))"
+
+
+def _conditions(f: Filters, area: Area | None, alias: str = "c") -> tuple[list[str], dict[str, Any]]:
+    where: list[str] = []
+    params: dict[str, Any] = {}
+    if area is not None:
+        where.append(f"{alias}.level = :level")
+        params["level"] = area.level
+        if area.ranges:
+            where.append("(" + " OR ".join(
+                f"{alias}.q BETWEEN :lo{i} AND :hi{i}" for i in range(len(area.ranges))) + ")")
+            for i, (lo, hi) in enumerate(area.ranges):
+                params[f"lo{i}"], params[f"hi{i}"] = lo, hi
+        if area.box:
+            where.append(f"heatmap_cell_x({alias}.q) BETWEEN :x0 AND :x1 AND heatmap_cell_y({alias}.q) BETWEEN :y0 AND :y1")
+            params.update(zip(("x0", "x1", "y0", "y1"), area.box))
+    if f.categories:
+        where.append(f"{alias}.category = ANY(:categories)")
+        params["categories"] = list(f.categories)
+    if f.modes:
+        where.append(f"{alias}.mode = ANY(:modes)")
+        params["modes"] = list(f.modes)
+    if f.from_day:
+        where.append(f"{alias}.day >= :from_day")
+        params["from_day"] = f.from_day
+    if f.to_day:
+        where.append(f"{alias}.day <= :to_day")
+        params["to_day"] = f.to_day
+    if f.hours is not None:
+        where.append(f"{alias}.hour = ANY(:hours)")
+        params["hours"] = list(f.hours)
+    if f.weekdays is not None:
+        where.append(f"extract(isodow FROM {alias}.day) = ANY(:weekdays)")
+        params["weekdays"] = list(f.weekdays)
+    if f.council:
+        where.append(
+            "ST_Intersects((SELECT geom FROM council_areas WHERE code = :council), "
+            f"ST_Transform(ST_Centroid({_ENVELOPE.format(a=alias)}), 4326))"
+        )
+        params["council"] = f.council
+    return where, params
+
+
+def _and(where: list[str]) -> str:
+    return " AND ".join(where) or "true"
+
+
+_PER_CATEGORY = ", ".join(f"coalesce(sum(c.count) FILTER (WHERE c.category = '{k}'), 0)::integer AS {k}"
+                          for k in CATEGORIES)
+
+
+def _cell_counts_sql(f: Filters, area: Area) -> tuple[str, dict[str, Any]]:
+    """Counts per cell. Without a time filter the compact all-time table answers."""
+    where, params = _conditions(f, area)
+    sql = f"""
+        SELECT c.level, c.q, heatmap_cell_x(c.q) AS x, heatmap_cell_y(c.q) AS y,
+               sum(c.count)::integer AS count, {_PER_CATEGORY}
+        FROM {'heatmap_totals' if f.timeless else 'heatmap_cells'} c
+        WHERE {_and(where)}
+        GROUP BY c.level, c.q
+    """
+    return sql, params
+
+
+def cells(f: Filters, area: Area, limit: int) -> list[dict[str, Any]]:
+    """Cells with their counts and GeoJSON polygons (at most ``limit``, densest first)."""
+    sql, params = _cell_counts_sql(f, area)
+    rows = db.session.execute(
+        text(f"""
+            SELECT cc.*, ST_AsGeoJSON(ST_Transform(ST_TileEnvelope(cc.level, cc.x, cc.y), 4326), 6) AS geometry
+            FROM ({sql}) AS cc ORDER BY cc.count DESC, cc.q LIMIT :limit
+        """),
+        {**params, "limit": limit},
+    ).mappings().all()
+    return [dict(row) for row in rows]
+
+
+def tile(f: Filters, z: int, x: int, y: int, level: int) -> bytes:
+    """A Mapbox Vector Tile (layer ``heatmap``) of the cells in map tile z/x/y; empty bytes if none."""
+    sql, params = _cell_counts_sql(f, Area.tile(level, z, x, y))
+    data = db.session.execute(
+        text(f"""
+            SELECT ST_AsMVT(t, 'heatmap', 4096, 'geom') FROM (
+                SELECT ST_AsMVTGeom(ST_TileEnvelope(cc.level, cc.x, cc.y), ST_TileEnvelope(:z, :tx, :ty),
+                                    4096, 0, false) AS geom,
+                       cc.level || '/' || cc.x || '/' || cc.y AS cell, cc.count,
+                       {', '.join(f'cc.{k}' for k in CATEGORIES)}
+                FROM ({sql}) AS cc
+                ORDER BY cc.q  -- the same cells give the same bytes, and so the same ETag
+            ) AS t
+        """),
+        {**params, "z": z, "tx": x, "ty": y},
+    ).scalar()
+    return bytes(data or b"")
+
+
+def hotspots(f: Filters, area: Area, limit: int) -> list[dict[str, Any]]:
+    """The cells with most reports in [from_day, to_day], with the previous equal period's count."""
+    days = (f.to_day - f.from_day).days + 1
+    previous = f.shifted(days)
+    where, params = _conditions(replace(f, from_day=previous.from_day), area)
+    rows = db.session.execute(
+        text(f"""
+            SELECT h.*, ST_AsGeoJSON(ST_Transform(ST_TileEnvelope(h.level, h.x, h.y), 4326), 6) AS geometry,
+                   ST_AsGeoJSON(ST_Transform(ST_Centroid(ST_TileEnvelope(h.level, h.x, h.y)), 4326), 6) AS centre
+            FROM (
+                SELECT c.level, c.q, heatmap_cell_x(c.q) AS x, heatmap_cell_y(c.q) AS y,
+                       coalesce(sum(c.count) FILTER (WHERE c.day >= :period_from), 0)::integer AS count,
+                       coalesce(sum(c.count) FILTER (WHERE c.day < :period_from), 0)::integer AS previous_count
+                FROM heatmap_cells c
+                WHERE {_and(where)}
+                GROUP BY c.level, c.q
+            ) AS h
+            WHERE h.count > 0
+            ORDER BY h.count DESC, h.count - h.previous_count DESC, h.q
+            LIMIT :limit
+        """),
+        {**params, "period_from": f.from_day, "limit": limit},
+    ).mappings().all()
+    return [dict(row) for row in rows]
+
+
+def public_cells(f: Filters, min_reporters: int, area: Area) -> list[dict[str, Any]]:
+    """Coarse cells, each shown only when at least ``min_reporters`` distinct people reported in it
+    within the filters; counts only."""
+    where, params = _conditions(f, area, alias="c")
+    reporter_where, _ = _conditions(Filters(f.categories, None, f.from_day, f.to_day), None, alias="r")
+    rows = db.session.execute(
+        text(f"""
+            WITH enough AS (
+                SELECT r.q FROM heatmap_reporters r
+                WHERE {_and(reporter_where)}
+                GROUP BY r.q
+                HAVING count(DISTINCT r.author_id) >= :min_reporters
+            )
+            SELECT cc.count,
+                   ST_AsGeoJSON(ST_Transform(ST_TileEnvelope(:level, heatmap_cell_x(cc.q), heatmap_cell_y(cc.q)), 4326), 6)
+                       AS geometry
+            FROM (
+                SELECT c.q, sum(c.count)::integer AS count
+                FROM {'heatmap_totals' if f.timeless else 'heatmap_cells'} c JOIN enough e ON e.q = c.q
+                WHERE {_and(where)}
+                GROUP BY c.q
+            ) AS cc
+            ORDER BY cc.count DESC, cc.q
+        """),
+        {**params, "min_reporters": min_reporters},
+    ).mappings().all()
+    return [dict(row) for row in rows]
