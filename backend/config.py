@@ -48,6 +48,23 @@ def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
+def _float(env: dict[str, str], name: str, default: float, minimum: float, maximum: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {raw}")
+    return value
+
+
+# The public heatmap's noise in development and tests; production must set a secret of its own.
+DEVELOPMENT_PUBLIC_NOISE_SECRET = "development-public-noise-secret-not-for-production"
+MIN_PUBLIC_NOISE_SECRET_CHARS = 32
+
 RATE_LIMIT_SETTINGS = ("rate_limit_reports", "rate_limit_reports_ip", "rate_limit_devices", "rate_limit_devices_ip",
                        "rate_limit_exports", "rate_limit_exports_ip")
 
@@ -73,6 +90,10 @@ class Settings:
     google_application_credentials: str | None = None
     port: int = 8000
     public_min_reporters: int = 5
+    # The public heatmap's noise (docs/privacy.md): epsilon per published unit, and the secret the
+    # noise is derived from (repeating a query gives the same answer).
+    public_epsilon: float = 1.0
+    public_noise_secret: str = DEVELOPMENT_PUBLIC_NOISE_SECRET
     report_retention_days: int = 1095
     city_timezone: str = "Europe/London"
     # Request bodies: one report is a few kB; a batch of 100 with long routes stays well under 4 MiB.
@@ -133,6 +154,8 @@ class Settings:
             google_application_credentials=env.get("GOOGLE_APPLICATION_CREDENTIALS") or None,
             port=_int(env, "PORT", cls.port, minimum=1),
             public_min_reporters=_int(env, "PUBLIC_MIN_REPORTERS", cls.public_min_reporters, minimum=1),
+            public_epsilon=_float(env, "PUBLIC_EPSILON", cls.public_epsilon, minimum=0.01, maximum=10.0),
+            public_noise_secret=env.get("PUBLIC_NOISE_SECRET") or cls.public_noise_secret,
             report_retention_days=_int(env, "REPORT_RETENTION_DAYS", cls.report_retention_days, minimum=1),
             city_timezone=env.get("CITY_TIMEZONE") or cls.city_timezone,
             db_pool_size=_int(env, "DB_POOL_SIZE", cls.db_pool_size, minimum=1),
@@ -170,6 +193,12 @@ class Settings:
                 )
             if self.firebase_project_id.startswith("demo-"):
                 raise ConfigError("FIREBASE_PROJECT_ID must name a real Firebase project in production")
+            if (self.public_noise_secret == DEVELOPMENT_PUBLIC_NOISE_SECRET
+                    or len(self.public_noise_secret) < MIN_PUBLIC_NOISE_SECRET_CHARS):
+                raise ConfigError(
+                    f"PUBLIC_NOISE_SECRET must be set in production, at least {MIN_PUBLIC_NOISE_SECRET_CHARS} "
+                    "random characters (e.g. `openssl rand -hex 32`): the public heatmap's noise is derived from it"
+                )
 
 
 def libpq_dsn(database_url: str) -> str:

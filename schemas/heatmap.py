@@ -182,9 +182,20 @@ class PublicFeatureSchema(Schema):
     properties = fields.Nested(PublicPropertiesSchema)
 
 
+class PublicWeeksSchema(Schema):
+    from_ = fields.String(data_key="from", allow_none=True,
+                          metadata={"description": "First ISO week counted, e.g. 2026-W45 (null: from the first)"})
+    to = fields.String(metadata={"description": "Last ISO week counted, e.g. 2026-W47"})
+    first_day = fields.Date(allow_none=True, metadata={"description": "Its Monday (local)"})
+    last_day = fields.Date(metadata={"description": "The last week's Sunday (local)"})
+
+
 class PublicHeatmapSchema(Schema):
     type = fields.Constant("FeatureCollection")
     min_reporters = fields.Integer()
+    epsilon = fields.Float(metadata={"description": "The privacy budget per published unit (docs/privacy.md)"})
+    weeks = fields.Nested(PublicWeeksSchema, allow_none=True,
+                          metadata={"description": "The whole weeks the counts cover; null when none is published"})
     features = fields.List(fields.Nested(PublicFeatureSchema))
 
 

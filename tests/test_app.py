@@ -24,6 +24,20 @@ def test_production_needs_a_real_project_id():
         Settings.from_env({"APP_ENV": "production"})
 
 
+@pytest.mark.parametrize("secret", [None, "too-short", "development-public-noise-secret-not-for-production"])
+def test_production_needs_a_public_noise_secret_of_its_own(secret):
+    env = {"APP_ENV": "production", "FIREBASE_PROJECT_ID": "safetravel-prod"}
+    with pytest.raises(ConfigError, match="PUBLIC_NOISE_SECRET"):
+        Settings.from_env({**env, **({"PUBLIC_NOISE_SECRET": secret} if secret else {})})
+    assert Settings.from_env({**env, "PUBLIC_NOISE_SECRET": "0123456789abcdef" * 4}).public_noise_secret
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "eleven", "11"])
+def test_public_epsilon_out_of_range_is_refused(value):
+    with pytest.raises(ConfigError, match="PUBLIC_EPSILON"):
+        Settings.from_env({"PUBLIC_EPSILON": value})
+
+
 def test_development_defaults_to_the_emulator_convention():
     settings = Settings.from_env({})
     assert settings.app_env == "development"

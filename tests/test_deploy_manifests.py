@@ -33,7 +33,7 @@ def containers(deployment: dict) -> list[dict]:
 
 def known_variables() -> set[str]:
     source = (ROOT / "backend" / "config.py").read_text() + (ROOT / "deploy" / "gunicorn.conf.py").read_text()
-    names = set(re.findall(r'(?:env\.get|_int\(env,|_limit\(env,|os\.environ\.get)\(?\s*["\']([A-Z_]+)["\']', source))
+    names = set(re.findall(r'(?:env\.get|_int\(env,|_float\(env,|_limit\(env,|os\.environ\.get)\(?\s*["\']([A-Z_]+)["\']', source))
     names |= {name.upper() for name in re.findall(r'"(rate_limit_[a-z_]+)"', source)}
     return names | {"GOOGLE_APPLICATION_CREDENTIALS"}
 

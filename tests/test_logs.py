@@ -58,7 +58,8 @@ def test_json_lines_carry_time_level_logger_message_and_request_id():
 
 
 def test_production_logs_json_by_default_and_a_bad_format_is_refused():
-    assert Settings.from_env({"APP_ENV": "production", "FIREBASE_PROJECT_ID": "safetravel-prod"}).log_format == "json"
+    assert Settings.from_env({"APP_ENV": "production", "FIREBASE_PROJECT_ID": "safetravel-prod",
+                              "PUBLIC_NOISE_SECRET": "x" * 64}).log_format == "json"
     assert Settings.from_env({}).log_format == "text"
     with pytest.raises(ConfigError, match="LOG_FORMAT"):
         Settings.from_env({"LOG_FORMAT": "xml"})

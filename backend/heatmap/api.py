@@ -13,7 +13,7 @@ from flask_smorest import abort
 
 from backend.auth import COUNCIL, STAFF, current_principal, requires
 from backend.config import current_settings
-from backend.heatmap import grid
+from backend.heatmap import grid, publishing
 from backend.heatmap import queries as service
 from backend.http import Blueprint
 from schemas.heatmap import (
@@ -153,17 +153,24 @@ class PublicHeatmap(MethodView):
     @blp.arguments(PublicHeatmapArgsSchema(), location="query")
     @blp.response(200, PublicHeatmapSchema)
     def get(self, args: dict[str, Any]):
-        """The public heatmap (no sign-in): coarse cells, counts only
+        """The public heatmap (no sign-in): coarse cells, noisy counts only, by whole weeks
 
-        A cell appears only when at least `PUBLIC_MIN_REPORTERS` (default 5) different people
-        reported in it within the filters (`category`, `from`/`to`, `bbox`).
+        Counts are sums of published units: a unit is one public cell, one local ISO week (Monday to
+        Sunday) and one category, published only when at least `PUBLIC_MIN_REPORTERS` (default 5)
+        different people reported in it and its count, with noise added (`epsilon` per unit), is at
+        least as many. `from`/`to` are snapped to whole weeks, and only weeks at least a week past
+        their end are answered; `weeks` says which weeks the counts cover (null: none). Filters:
+        `category`, `from`/`to`, `bbox`. The same question always gets the same answer.
         """
         settings = current_settings()
-        f = service.Filters(categories=tuple(args["category"]) if args.get("category") else None,
-                            from_day=args.get("from_"), to_day=args.get("to"))
-        found = service.public_cells(f, settings.public_min_reporters,
-                                     service.Area.bbox(grid.PUBLIC_LEVEL, args.get("bbox")))
+        today = datetime.now(settings.tz).date()
+        window = publishing.Window.snapped(args.get("from_"), args.get("to"), today)
+        found = service.public_cells(window, tuple(args["category"]) if args.get("category") else None,
+                                     service.Area.bbox(grid.PUBLIC_LEVEL, args.get("bbox")),
+                                     settings.public_min_reporters, settings.public_epsilon,
+                                     settings.public_noise_secret.encode())
         body = {"type": "FeatureCollection", "min_reporters": settings.public_min_reporters,
+                "epsilon": settings.public_epsilon, "weeks": window.describe(),
                 "features": [{"type": "Feature", "geometry": json.loads(c["geometry"]),
                               "properties": {"count": c["count"]}} for c in found]}
         return body, 200, {"Cache-Control": f"public, max-age={PUBLIC_MAX_AGE_S}"}

@@ -6,7 +6,9 @@ mode ('' for none). A report counts once in every cell it touches at each level:
 location and, for a route, every cell the route passes through (backend/heatmap/grid.py).
 ``heatmap_counted_at`` on the report makes counting it idempotent; ``heatmap_retained`` keeps
 the counts of erased reports, which a rebuild adds back; ``heatmap_reporters`` lists who reported
-in each public cell per day and category, for the public heatmap's distinct-reporter threshold.
+in each public cell per day and category, for the public heatmap's distinct-reporter threshold;
+``heatmap_public_units`` how many reports each person filed in time into each published unit of the
+public heatmap (backend/heatmap/publishing.py).
 
 These are the heatmap's handlers of other domains' events (heatmap/handlers.py). They flush; the
 outbox task, or the request that erases a person, commits.
@@ -27,6 +29,7 @@ from sqlalchemy import text
 from backend.config import current_settings
 from backend.extensions import db
 from backend.heatmap.grid import FINE_LEVEL, LEVELS, PUBLIC_LEVEL, morton, route_fine_cells
+from backend.heatmap.publishing import counts_publicly, week_of
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,7 @@ def city_tz() -> str:
 REPORT_FACTS = """
     r.id, r.author_id, r.category, coalesce(r.mode, '') AS mode,
     local_day(r.occurred_at, :tz) AS day, local_hour(r.occurred_at, :tz) AS hour,
+    local_day(r.created_at, :tz) AS filed_day,
     heatmap_fine_x(ST_X(heatmap_point_3857(r.location))) AS fx,
     heatmap_fine_y(ST_Y(heatmap_point_3857(r.location))) AS fy,
     ST_AsBinary(heatmap_route_3857(r.route)) AS route_wkb
@@ -55,7 +59,8 @@ HAS_ROUTE = "r.route IS NOT NULL AND heatmap_route_3857(r.route) IS NOT NULL"
 @dataclass(frozen=True)
 class Contribution:
     cube: Counter  # (level, x, y, day, hour, category, mode) -> count
-    reporters: set  # (x, y, day, category, author_id) at the public level
+    reporters: set  # (q, day, category, author_id) at the public level
+    units: Counter  # (q, week, category, author_id) -> reports filed in time, at the public level
 
 
 def fine_cell_rows(facts: Sequence[Any], offset: int = 0) -> np.ndarray:
@@ -75,6 +80,7 @@ def contributions(facts: Sequence[Any]) -> Contribution:
     """What these reports add to the aggregates: one count per report in each cell it touches."""
     cube: Counter = Counter()
     reporters: set = set()
+    units: Counter = Counter()
     rows = fine_cell_rows(facts)
     keys = morton(rows[:, 1], rows[:, 2]).tolist()
     fine: list[set[int]] = [set() for _ in facts]
@@ -85,9 +91,12 @@ def contributions(facts: Sequence[Any]) -> Contribution:
             shift = 2 * (FINE_LEVEL - level)
             for q in {q >> shift for q in cells}:
                 cube[(level, q, f.day, f.hour, f.category, f.mode)] += 1
+        in_time = counts_publicly(f.day, f.filed_day)
         for q in {q >> 2 * PUBLIC_SHIFT for q in cells}:
             reporters.add((q, f.day, f.category, f.author_id))
-    return Contribution(cube, reporters)
+            if in_time:
+                units[(q, week_of(f.day), f.category, f.author_id)] += 1
+    return Contribution(cube, reporters, units)
 
 
 def _add_counts(table: str, cube: Counter) -> None:
@@ -141,11 +150,45 @@ def _add_reporters(reporters: Iterable[tuple]) -> None:
     )
 
 
+def _add_units(units: Counter) -> None:
+    if not units:
+        return
+    q, week, category, author = map(list, zip(*units.keys()))
+    db.session.execute(
+        text("""
+            INSERT INTO heatmap_public_units (q, week, category, author_id, reports)
+            SELECT * FROM unnest(CAST(:q AS bigint[]), CAST(:week AS date[]), CAST(:category AS text[]),
+                                 CAST(:author AS uuid[]), CAST(:reports AS integer[]))
+            ON CONFLICT ON CONSTRAINT heatmap_public_units_pkey
+            DO UPDATE SET reports = heatmap_public_units.reports + EXCLUDED.reports
+        """),
+        {"q": q, "week": week, "category": category, "author": author, "reports": list(units.values())},
+    )
+
+
+def _remove_units(units: Counter) -> None:
+    """Take reports out of the published units; a person left with none there is no longer its reporter."""
+    if not units:
+        return
+    q, week, category, author = map(list, zip(*units.keys()))
+    params = {"q": q, "week": week, "category": category, "author": author, "reports": list(units.values())}
+    gone = """
+        unnest(CAST(:q AS bigint[]), CAST(:week AS date[]), CAST(:category AS text[]), CAST(:author AS uuid[]),
+               CAST(:reports AS integer[])) AS g (q, week, category, author_id, reports)
+    """
+    same = "(u.week, u.q, u.category, u.author_id) = (g.week, g.q, g.category, g.author_id)"
+    db.session.execute(text(f"DELETE FROM heatmap_public_units u USING {gone} WHERE {same} AND u.reports <= g.reports"),
+                       params)
+    db.session.execute(text(f"UPDATE heatmap_public_units u SET reports = u.reports - g.reports FROM {gone} WHERE {same}"),
+                       params)
+
+
 def apply_report(report_id: str) -> bool:
     """Count one report into the aggregates, once: a second call for the same report changes
     nothing. Runs in the caller's transaction (the outbox task's). False when there was nothing to do."""
     # Lock order shared with rebuild(): aggregates first, then the report.
-    db.session.execute(text("LOCK TABLE heatmap_cells, heatmap_totals, heatmap_reporters IN ROW EXCLUSIVE MODE"))
+    db.session.execute(text("LOCK TABLE heatmap_cells, heatmap_totals, heatmap_reporters, heatmap_public_units "
+                            "IN ROW EXCLUSIVE MODE"))
     facts = db.session.execute(
         text(f"""
             UPDATE reports AS r SET heatmap_counted_at = clock_timestamp()
@@ -160,21 +203,27 @@ def apply_report(report_id: str) -> bool:
     _add_counts("heatmap_cells", added.cube)
     _add_totals(added.cube)
     _add_reporters(added.reporters)
+    _add_units(added.units)
     return True
 
 
 def retain_counts_of_author(user_id: Any) -> int:
     """Before a person's reports are erased (the ``user.erasing`` event), keep what they added to the heatmap as bare counts,
-    so that aggregates keep their counts and a rebuild still gives them. Returns reports retained."""
+    so that aggregates keep their counts and a rebuild still gives them. Returns reports retained.
+    The person leaves ``heatmap_reporters`` and ``heatmap_public_units`` by cascade when their identity
+    link is deleted: public units lose their reports."""
     return _retain_counts("r.author_id = :author", {"author": user_id})
 
 
 def retain_counts_of_reports(report_ids: list[Any]) -> int:
     """The same before reports are deleted for their age (the ``reports.deleting`` event);
     their entries in ``heatmap_reporters`` (who reported in which public cell on which day) go, unless
-    another report of the same person still supports them, as a rebuild would have it."""
+    another report of the same person still supports them, as a rebuild would have it; the public
+    units lose these reports."""
     retained = _retain_counts("r.id = ANY(:ids)", {"ids": report_ids})
-    gone = contributions(_facts("r.id = ANY(:ids)", {"ids": report_ids})).reporters
+    leaving = contributions(_facts("r.id = ANY(:ids)", {"ids": report_ids}))
+    _remove_units(leaving.units)
+    gone = leaving.reporters
     if gone:
         pairs = sorted({(str(author), day) for _q, day, _category, author in gone})
         still = contributions(_facts(

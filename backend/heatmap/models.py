@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, PrimaryKeyConstraint, SmallInteger, String
+from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, PrimaryKeyConstraint, SmallInteger, String
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -66,4 +66,23 @@ class HeatmapReporter(Base):
     __table_args__ = (
         PrimaryKeyConstraint("q", "day", "category", "author_id", name="heatmap_reporters_pkey"),
         Index("ix_heatmap_reporters_author_id", "author_id"),
+    )
+
+
+class HeatmapPublicUnit(Base):
+    """One person's reports in a published unit of the public heatmap: a public cell, a local ISO week
+    (its Monday) and a category (migration 0015; backend/heatmap/publishing.py)."""
+
+    __tablename__ = "heatmap_public_units"
+
+    q: Mapped[int] = mapped_column(BigInteger)
+    week: Mapped[date] = mapped_column(Date)
+    category: Mapped[str] = mapped_column(String(32))
+    author_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"))
+    reports: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        PrimaryKeyConstraint("week", "q", "category", "author_id", name="heatmap_public_units_pkey"),
+        CheckConstraint("reports > 0", name="ck_heatmap_public_units_reports"),
+        Index("ix_heatmap_public_units_author_id", "author_id"),
     )

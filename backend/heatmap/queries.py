@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from backend.extensions import db
 from backend.heatmap.grid import bbox_cell_range, key_ranges, tile_key_range
+from backend.heatmap.publishing import Window, published_cells
 from backend.vocabulary import CATEGORIES
 
 
@@ -56,20 +57,25 @@ class Area:
 _ENVELOPE = "ST_TileEnvelope({a}.level, heatmap_cell_x({a}.q), heatmap_cell_y({a}.q))"
 
 
-def _conditions(f: Filters, area: Area | None, alias: str = "c") -> tuple[list[str], dict[str, Any]]:
+def _area_conditions(area: Area, alias: str, level_column: bool = True) -> tuple[list[str], dict[str, Any]]:
     where: list[str] = []
     params: dict[str, Any] = {}
-    if area is not None:
+    if level_column:
         where.append(f"{alias}.level = :level")
         params["level"] = area.level
-        if area.ranges:
-            where.append("(" + " OR ".join(
-                f"{alias}.q BETWEEN :lo{i} AND :hi{i}" for i in range(len(area.ranges))) + ")")
-            for i, (lo, hi) in enumerate(area.ranges):
-                params[f"lo{i}"], params[f"hi{i}"] = lo, hi
-        if area.box:
-            where.append(f"heatmap_cell_x({alias}.q) BETWEEN :x0 AND :x1 AND heatmap_cell_y({alias}.q) BETWEEN :y0 AND :y1")
-            params.update(zip(("x0", "x1", "y0", "y1"), area.box))
+    if area.ranges:
+        where.append("(" + " OR ".join(
+            f"{alias}.q BETWEEN :lo{i} AND :hi{i}" for i in range(len(area.ranges))) + ")")
+        for i, (lo, hi) in enumerate(area.ranges):
+            params[f"lo{i}"], params[f"hi{i}"] = lo, hi
+    if area.box:
+        where.append(f"heatmap_cell_x({alias}.q) BETWEEN :x0 AND :x1 AND heatmap_cell_y({alias}.q) BETWEEN :y0 AND :y1")
+        params.update(zip(("x0", "x1", "y0", "y1"), area.box))
+    return where, params
+
+
+def _conditions(f: Filters, area: Area | None, alias: str = "c") -> tuple[list[str], dict[str, Any]]:
+    where, params = _area_conditions(area, alias) if area is not None else ([], {})
     if f.categories:
         where.append(f"{alias}.category = ANY(:categories)")
         params["categories"] = list(f.categories)
@@ -176,30 +182,9 @@ def hotspots(f: Filters, area: Area, limit: int) -> list[dict[str, Any]]:
     return [dict(row) for row in rows]
 
 
-def public_cells(f: Filters, min_reporters: int, area: Area) -> list[dict[str, Any]]:
-    """Coarse cells, each shown only when at least ``min_reporters`` distinct people reported in it
-    within the filters; counts only."""
-    where, params = _conditions(f, area, alias="c")
-    reporter_where, _ = _conditions(Filters(f.categories, None, f.from_day, f.to_day), None, alias="r")
-    rows = db.session.execute(
-        text(f"""
-            WITH enough AS (
-                SELECT r.q FROM heatmap_reporters r
-                WHERE {_and(reporter_where)}
-                GROUP BY r.q
-                HAVING count(DISTINCT r.author_id) >= :min_reporters
-            )
-            SELECT cc.count,
-                   ST_AsGeoJSON(ST_Transform(ST_TileEnvelope(:level, heatmap_cell_x(cc.q), heatmap_cell_y(cc.q)), 4326), 6)
-                       AS geometry
-            FROM (
-                SELECT c.q, sum(c.count)::integer AS count
-                FROM {'heatmap_totals' if f.timeless else 'heatmap_cells'} c JOIN enough e ON e.q = c.q
-                WHERE {_and(where)}
-                GROUP BY c.q
-            ) AS cc
-            ORDER BY cc.count DESC, cc.q
-        """),
-        {**params, "min_reporters": min_reporters},
-    ).mappings().all()
-    return [dict(row) for row in rows]
+def public_cells(window: Window, categories: tuple[str, ...] | None, area: Area, min_reporters: int,
+                 epsilon: float, secret: bytes) -> list[dict[str, Any]]:
+    """Public cells (level PUBLIC_LEVEL), each the sum of its published units in the window: counts only
+    (backend/heatmap/publishing.py)."""
+    where, params = _area_conditions(area, "u", level_column=False)
+    return published_cells(window, categories, where, params, min_reporters, epsilon, secret)

@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 from backend.extensions import db
 from backend.heatmap.counting import CUBE_KEY, HAS_ROUTE, PUBLIC_SHIFT, REPORT_FACTS, city_tz, fine_cell_rows
 from backend.heatmap.grid import FINE_LEVEL, LEVELS, morton
+from backend.heatmap.publishing import COUNTS_PUBLICLY_SQL
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,9 @@ def _rebuild(chunk: int) -> dict[str, float]:
     # One snapshot for every statement: the reports counted are exactly the reports marked counted,
     # even while new ones arrive.
     session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-    session.execute(text("LOCK TABLE heatmap_cells, heatmap_totals, heatmap_reporters IN ACCESS EXCLUSIVE MODE"))
-    session.execute(text("TRUNCATE heatmap_cells, heatmap_totals, heatmap_reporters"))
+    session.execute(text("LOCK TABLE heatmap_cells, heatmap_totals, heatmap_reporters, heatmap_public_units "
+                         "IN ACCESS EXCLUSIVE MODE"))
+    session.execute(text("TRUNCATE heatmap_cells, heatmap_totals, heatmap_reporters, heatmap_public_units"))
     # Bulk work: hash aggregates in memory, and the primary keys built once at the end, not row by row.
     session.execute(text(f"SET LOCAL work_mem = '{REBUILD_WORK_MEM}'"))
     session.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
@@ -52,7 +54,7 @@ def _rebuild(chunk: int) -> dict[str, float]:
     session.execute(text("ALTER TABLE heatmap_reporters DROP CONSTRAINT heatmap_reporters_pkey"))
     session.execute(text("""
         CREATE TEMP TABLE heatmap_route_facts (n integer, author_id uuid, day date, hour smallint,
-                                               category text, mode text) ON COMMIT DROP;
+                                               category text, mode text, filed_day date) ON COMMIT DROP;
         CREATE TEMP TABLE heatmap_route_cells (n integer, q bigint) ON COMMIT DROP;
     """))
 
@@ -67,7 +69,7 @@ def _rebuild(chunk: int) -> dict[str, float]:
     for batch in routes.partitions(chunk):
         with cursor.copy("COPY heatmap_route_facts FROM STDIN") as copy:
             for i, f in enumerate(batch):
-                copy.write_row((n + i, f.author_id, f.day, f.hour, f.category, f.mode))
+                copy.write_row((n + i, f.author_id, f.day, f.hour, f.category, f.mode, f.filed_day))
         cells = fine_cell_rows(batch, offset=n)
         keys = morton(cells[:, 1], cells[:, 2])
         with cursor.copy("COPY heatmap_route_cells FROM STDIN") as copy:
@@ -116,6 +118,27 @@ def _rebuild(chunk: int) -> dict[str, float]:
             UNION
             SELECT c.q >> {2 * PUBLIC_SHIFT}, f.day, f.category, f.author_id
             FROM heatmap_route_cells c JOIN heatmap_route_facts f USING (n)
+        """),
+        {"tz": tz},
+    )
+    # The public units: each report once in each public cell it touches, when filed in time.
+    session.execute(
+        text(f"""
+            INSERT INTO heatmap_public_units (q, week, category, author_id, reports)
+            SELECT q, date_trunc('week', day)::date, category, author_id, count(*)
+            FROM (
+                SELECT heatmap_morton(heatmap_fine_x(ST_X(pt)), heatmap_fine_y(ST_Y(pt))) >> {2 * PUBLIC_SHIFT} AS q,
+                       local_day(r.occurred_at, :tz) AS day, r.category, r.author_id
+                FROM reports r, heatmap_point_3857(r.location) AS pt
+                WHERE NOT ({HAS_ROUTE})
+                  AND {COUNTS_PUBLICLY_SQL.format(filed="local_day(r.created_at, :tz)", day="local_day(r.occurred_at, :tz)")}
+                UNION ALL
+                SELECT p.q, f.day, f.category, f.author_id
+                FROM (SELECT DISTINCT n, q >> {2 * PUBLIC_SHIFT} AS q FROM heatmap_route_cells) AS p
+                JOIN heatmap_route_facts f USING (n)
+                WHERE {COUNTS_PUBLICLY_SQL.format(filed="f.filed_day", day="f.day")}
+            ) AS placed
+            GROUP BY 1, 2, 3, 4
         """),
         {"tz": tz},
     )

@@ -66,13 +66,14 @@ def aggregated(f: queries.Filters, level: int) -> dict[tuple[int, int], int]:
 def snapshot() -> dict[str, list]:
     return {
         table: db.session.execute(text(f"SELECT * FROM {table} AS t ORDER BY t")).all()
-        for table in ("heatmap_cells", "heatmap_totals", "heatmap_reporters", "heatmap_retained")
+        for table in ("heatmap_cells", "heatmap_totals", "heatmap_reporters", "heatmap_retained", "heatmap_public_units")
     }
 
 
 def clear() -> None:
     db.session.execute(text(
-        "TRUNCATE reports, users, outbox, heatmap_cells, heatmap_totals, heatmap_reporters, heatmap_retained CASCADE"
+        "TRUNCATE reports, users, outbox, heatmap_cells, heatmap_totals, heatmap_reporters, heatmap_retained, "
+        "heatmap_public_units CASCADE"
     ))
 
 
@@ -188,13 +189,17 @@ def test_rebuild_gives_exactly_what_incremental_updates_gave(app, clean_heatmap,
         for i in range(30):
             add_report(f"user-{i % 7}", -0.13 + 0.001 * i, 51.50 + 0.0007 * (i % 9), base + timedelta(hours=5 * i),
                        CATEGORIES[i % 3], MODES[i % 5] if i % 4 else None,
-                       [(-0.13 + 0.001 * i, 51.50 + 0.0007 * (i % 9)), (-0.125 + 0.001 * i, 51.503)] if i % 3 == 2 else None)
+                       [(-0.13 + 0.001 * i, 51.50 + 0.0007 * (i % 9)), (-0.125 + 0.001 * i, 51.503)] if i % 3 == 2 else None,
+                       # Most filed at the time (they count in the public units), some weeks late (they do not).
+                       filed_at=base + timedelta(hours=5 * i, days=20 if i % 5 == 0 else 0, minutes=30))
         db.session.commit()
         # A person erases their data: their reports go, their counts stay.
         from backend.users.service import erase_user
         assert erase_user("user-3")
         incremental = snapshot()
         assert incremental["heatmap_retained"]
+        units = incremental["heatmap_public_units"]
+        assert units and sum(u.reports for u in units) < 30 * 2  # the late ones left out
         db.session.commit()
         rebuild()
         assert snapshot() == incremental
@@ -208,7 +213,8 @@ def test_reports_past_retention_are_deleted_and_the_heatmap_keeps_their_counts(a
     with app.app_context():
         base = datetime(2026, 10, 1, 21, tzinfo=timezone.utc)
         ids = [add_report(f"user-{i}", -0.12 + 0.002 * i, 51.5, base + timedelta(hours=i), CATEGORIES[i % 3], None,
-                          [(-0.12 + 0.002 * i, 51.5), (-0.118 + 0.002 * i, 51.501)] if i % 3 == 2 else None)
+                          [(-0.12 + 0.002 * i, 51.5), (-0.118 + 0.002 * i, 51.501)] if i % 3 == 2 else None,
+                          filed_at=base + timedelta(hours=i, minutes=30))
                for i in range(9)]
         old = ids[:6]
         reports.triage(old[0], "reviewing", "looked at", staff)
@@ -227,6 +233,9 @@ def test_reports_past_retention_are_deleted_and_the_heatmap_keeps_their_counts(a
         recent_authors = set(db.session.scalars(text("SELECT author_id FROM reports")).all())
         assert {r.author_id for r in after["heatmap_reporters"]} == recent_authors
         assert {r.author_id for r in before["heatmap_reporters"]} > recent_authors
+        # The public units lose the reports too.
+        assert {u.author_id for u in after["heatmap_public_units"]} == recent_authors
+        assert {u.author_id for u in before["heatmap_public_units"]} > recent_authors
         db.session.commit()
         rebuild()
         assert snapshot() == after  # and a rebuild gives it again
