@@ -3,11 +3,18 @@ announced once by a cluster alert (PRODUCT.md defaults: 3 or more within 300 m a
 
 It runs as the handler of ``report.created`` for the categories it knows (alerts/handlers.py), in
 the outbox task's transaction: a report counted into a cluster is counted once.
+
+A cluster alert describes a place, not a person (docs/privacy.md): its area is a fixed radius around
+the centre of the coarse grid cell holding the cluster's centre, its creation and expiry are whole
+hours fixed when it is made, and its text says "several reports", never how many. Nothing in it moves
+when one more report arrives, so someone who filed reports nearby cannot work out where or when
+another person's report was made.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -20,6 +27,7 @@ from backend.alerts.models import Alert, Cluster, ClusterReport
 from backend.alerts.sending import ALERT_CREATED
 from backend.config import current_settings
 from backend.extensions import db
+from backend.heatmap.grid import EARTH_CIRCUMFERENCE_M, lonlat_to_cell
 from backend.outbox import service as outbox
 
 log = logging.getLogger(__name__)
@@ -28,6 +36,9 @@ log = logging.getLogger(__name__)
 # subscribes to these categories' reports only (alerts/handlers.py).
 CLUSTER_WORDS = {"spiking": ("Spiking", "urgent"), "harassment": ("Harassment", "warning")}
 CLUSTER_CATEGORIES = tuple(CLUSTER_WORDS)
+# A cluster alert's centre is the centre of the grid cell of this level holding the cluster's centre
+# (about 380 m across in London), its radius the cluster's plus the cell's half-diagonal, in whole 100 m.
+ALERT_CELL_LEVEL = 16
 
 _NEARBY_CONDITION = """
     category = :category
@@ -75,21 +86,20 @@ def check_cluster_for_report(report_id: str) -> str | None:
         cluster.first_at = min(cluster.first_at, report.occurred_at)
         cluster.last_at = max(cluster.last_at, report.occurred_at)
         cluster.updated_at = datetime.now(timezone.utc)
-        alert = db.session.get(Alert, cluster.alert_id) if cluster.alert_id else None
-        if alert is not None:
-            alert.body = _cluster_text(report.category, cluster.report_count, settings)
-            alert.expires_at = max(alert.expires_at, datetime.now(timezone.utc) + timedelta(hours=settings.cluster_window_h))
-            alert.updated_at = datetime.now(timezone.utc)
+        # Its alert stays as it was made: a change would tell its readers about this one report.
         return "updated"
     nearby = db.session.execute(_NEARBY_REPORTS, params).one()
     if nearby.n < settings.cluster_min_reports:
         return None
     word, severity = CLUSTER_WORDS[report.category]
-    centre = from_shape(shapely.from_wkb(bytes(nearby.centre)), srid=4326)
-    alert = Alert(title=f"{word} reports nearby", body=_cluster_text(report.category, nearby.n, settings),
-                  severity=severity, area=centre, radius_m=settings.cluster_radius_m, kind="cluster",
-                  category=report.category, created_by="cluster-detection",
-                  expires_at=datetime.now(timezone.utc) + timedelta(hours=settings.cluster_window_h))
+    centre_point = shapely.from_wkb(bytes(nearby.centre))
+    centre = from_shape(centre_point, srid=4326)
+    (lon, lat), radius_m = alert_circle(centre_point.x, centre_point.y, settings.cluster_radius_m)
+    made_at = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    alert = Alert(title=f"{word} reports nearby", body=_cluster_text(report.category, radius_m, settings),
+                  severity=severity, area=from_shape(shapely.Point(lon, lat), srid=4326), radius_m=radius_m,
+                  kind="cluster", category=report.category, created_by="cluster-detection", created_at=made_at,
+                  expires_at=made_at + timedelta(hours=settings.cluster_window_h + 1))
     db.session.add(alert)
     db.session.flush()
     cluster = Cluster(category=report.category, centre=centre, radius_m=settings.cluster_radius_m,
@@ -105,6 +115,17 @@ def check_cluster_for_report(report_id: str) -> str | None:
     return "created"
 
 
-def _cluster_text(category: str, count: int, settings: Any) -> str:
-    return (f"{count} {category} reports within {settings.cluster_radius_m} m "
-            f"in {settings.cluster_window_h} hours.")
+def alert_circle(lon: float, lat: float, cluster_radius_m: int) -> tuple[tuple[float, float], int]:
+    """A cluster alert's area: the centre of the coarse cell holding (lon, lat), and a radius that
+    covers every point within ``cluster_radius_m`` of anywhere in that cell, in whole 100 m."""
+    x, y = lonlat_to_cell(lon, lat, ALERT_CELL_LEVEL)
+    n = 2**ALERT_CELL_LEVEL
+    centre_lon = (x + 0.5) / n * 360.0 - 180.0
+    centre_lat = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (y + 0.5) / n))))
+    cell_m = EARTH_CIRCUMFERENCE_M / n * math.cos(math.radians(centre_lat))
+    return (round(centre_lon, 6), round(centre_lat, 6)), math.ceil((cluster_radius_m + cell_m / math.sqrt(2)) / 100) * 100
+
+
+def _cluster_text(category: str, radius_m: int, settings: Any) -> str:
+    # In words, never the number: the number would change with one more report.
+    return f"Several {category} reports within {radius_m} m in the last {settings.cluster_window_h} hours."

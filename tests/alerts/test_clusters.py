@@ -53,8 +53,8 @@ def test_five_reports_at_one_venue_make_exactly_one_alert(worker):
         report(f"person-{i}", moved(20 * i, 10 * i), NIGHT + timedelta(minutes=20 * i))
         run_outbox()
     (alert,) = alerts()
-    assert (alert.kind, alert.category, alert.severity, alert.radius_m) == ("cluster", "spiking", "urgent", 300)
-    assert alert.body.startswith("5 spiking reports within 300 m")
+    assert (alert.kind, alert.category, alert.severity, alert.radius_m) == ("cluster", "spiking", "urgent", 600)
+    assert alert.body == "Several spiking reports within 600 m in the last 6 hours."
     (cluster,) = db.session.scalars(select(Cluster)).all()
     assert cluster.report_count == 5 and cluster.alert_id == alert.id
 
@@ -117,6 +117,47 @@ def test_cluster_alert_reaches_staff_and_opted_in_commuters_inside_with_open_hub
     report("p9", moved(30), NIGHT + timedelta(hours=1))
     run_outbox()
     run_outbox()
-    assert len(alerts()) == 1 and alerts()[0].body.startswith("4 spiking")
+    assert len(alerts()) == 1 and alerts()[0].body.startswith("Several spiking")
     assert set(worker.sends.values()) == {1}
     assert db.session.scalar(select(func.count()).select_from(Cluster)) == 1
+
+
+def around(centre: tuple[float, float], metres_east: float, metres_north: float) -> tuple[float, float]:
+    return (centre[0] + metres_east / (M_PER_DEG * math.cos(math.radians(centre[1]))),
+            centre[1] + metres_north / M_PER_DEG)
+
+
+def test_two_reports_of_ones_own_reveal_neither_the_place_nor_the_time_of_a_strangers(worker, client, commuter):
+    """Someone files two reports, a stranger a third nearby: what /alerts/nearby shows them is the same
+    wherever in the neighbourhood and whenever in the window the stranger's report was, and does not
+    change when more reports arrive."""
+    from backend.alerts.clusters import ALERT_CELL_LEVEL, alert_circle
+
+    (cell_centre, _radius) = alert_circle(*VENUE, 300)
+    mine = [around(cell_centre, -30, 0), around(cell_centre, 30, 0)]
+    strangers = [(around(cell_centre, 0, 120), NIGHT + timedelta(minutes=7)),
+                 (around(cell_centre, -90, -60), NIGHT + timedelta(hours=2, minutes=41))]
+    seen = []
+    for place, at in strangers:
+        for i, spot in enumerate(mine):
+            report("me", spot, NIGHT + timedelta(minutes=i))
+        report("stranger", place, at)
+        run_outbox()
+        where = {"lon": mine[0][0], "lat": mine[0][1]}
+        (alert,) = client.get("/api/v1/alerts/nearby", query_string=where, headers=commuter.headers()).json
+        report("another", around(cell_centre, 60, 20), NIGHT + timedelta(hours=1, minutes=13))
+        run_outbox()
+        assert client.get("/api/v1/alerts/nearby", query_string=where, headers=commuter.headers()).json == [alert]
+        seen.append(alert)
+        db.session.execute(text("DELETE FROM alerts; DELETE FROM clusters; DELETE FROM reports; DELETE FROM outbox"))
+        db.session.commit()
+
+    first, second = seen
+    created, expires = (datetime.fromisoformat(first[k].replace("Z", "+00:00")) for k in ("created_at", "expires_at"))
+    assert (created.minute, created.second, expires - created) == (0, 0, timedelta(hours=7))  # whole hours
+    same = {k: v for k, v in first.items() if k not in ("id", "created_at", "expires_at")}
+    assert same == {k: v for k, v in second.items() if k not in ("id", "created_at", "expires_at")}
+    # The area is the grid cell's centre, not the reports' mean, from which the stranger's place would follow.
+    assert first["area"]["center"]["coordinates"] == list(cell_centre) and first["area"]["radius_m"] == 600
+    assert first["body"] == "Several spiking reports within 600 m in the last 6 hours."  # never how many
+    assert ALERT_CELL_LEVEL == 16
