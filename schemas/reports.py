@@ -104,11 +104,32 @@ class ReportSchema(Schema):
         return fields_
 
 
-class ReportForCouncilSchema(ReportSchema):
-    """What a council officer sees in their area: no free text (PRODUCT.md privacy rules)."""
+class CouncilTransportSchema(Schema):
+    mode = fields.String(validate=validate.OneOf(v.MODES))
+
+
+class ReportForCouncilSchema(Schema):
+    """What a council officer sees in their area (backend.reports.service.council_view): no free text
+    (description, status note, transport line and station), times to the hour, the route clipped to
+    the council's area."""
 
     class Meta:
-        exclude = ("description", "status_note")
+        ordered = True
+
+    id = fields.UUID()
+    category = fields.String()
+    subcategory = fields.String(allow_none=True)
+    occurred_at = UtcDateTime(metadata={"description": "To the hour"})
+    location = PointField()
+    accuracy_m = fields.Float(allow_none=True)
+    route = fields.Dict(allow_none=True, metadata={
+        "description": "The part of the route inside the council's area: a GeoJSON LineString or "
+                       "MultiLineString; null when none of it is inside"})
+    transport = fields.Nested(CouncilTransportSchema, allow_none=True, metadata={"description": "The mode only"})
+    factors = fields.List(fields.String())
+    status = fields.String(validate=validate.OneOf(v.STATUSES))
+    created_at = UtcDateTime(metadata={"description": "To the hour"})
+    updated_at = UtcDateTime(metadata={"description": "To the hour"})
 
 
 class ReportPageSchema(Schema):

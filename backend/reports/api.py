@@ -76,10 +76,12 @@ class Reports(MethodView):
     @blp.arguments(ReportFilterSchema(), location="query", as_kwargs=True)
     @blp.response(200, ReportPageSchema)
     def get(self, limit: int, cursor: str | None = None, **filters: Any):
-        """List reports (staff; a council officer sees its own area, without free text)
+        """List reports (staff; a council officer sees its own area, coarsened)
 
         Newest first. Filters: `bbox`, `category`, `status`, `mode` (each repeatable), `from`, `to`
-        (on `occurred_at`). Follow `next_cursor` for the next page.
+        (on `occurred_at`). Follow `next_cursor` for the next page. A council officer sees the reports
+        located in its area, without free text (`description`, `status_note`, transport `line` and
+        `station`), times to the hour, routes clipped to its area.
         """
         principal = current_principal()
         council = principal.council if principal.is_council else None
@@ -93,7 +95,9 @@ class Reports(MethodView):
                      ids=[str(r.id) for r in items])
         db.session.commit()
         if principal.is_council:
-            # The council view drops free text: dumped here, so the staff schema is not applied.
+            # The council view (no free text, times to the hour, routes clipped to the area): dumped
+            # here, so the staff schema is not applied.
+            page["items"] = service.council_view(items, council)
             return jsonify(CouncilReportPageSchema().dump(page))
         return page
 

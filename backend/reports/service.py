@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy import and_, delete, func, or_, select, text, tuple_, update
 
 from backend.auth import Principal
 from backend.councils.models import CouncilArea
@@ -178,15 +178,33 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise InvalidCursor(cursor) from None
 
 
-def _page(query, limit: int, cursor: str | None) -> tuple[list[Report], str | None]:
-    """Newest first, keyset-paginated on (created_at, id), which ix_reports_created_at_id serves."""
-    if cursor:
+def _encode_opaque_cursor(report: Report) -> str:
+    return base64.urlsafe_b64encode(report.id.bytes).decode().rstrip("=")
+
+
+def _decode_opaque_cursor(cursor: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(bytes=base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error):
+        raise InvalidCursor(cursor) from None
+
+
+def _page(query, limit: int, cursor: str | None, exact_times: bool = True) -> tuple[list[Report], str | None]:
+    """Newest first, keyset-paginated on (created_at, id), which ix_reports_created_at_id serves.
+    Without ``exact_times`` (council listings) the cursor holds the last report's id only, and the
+    database looks up its time: a cursor never tells a time the page itself does not."""
+    if cursor and exact_times:
         created_at, report_id = _decode_cursor(cursor)
         query = query.where(
             or_(Report.created_at < created_at, and_(Report.created_at == created_at, Report.id < report_id))
         )
+    elif cursor:
+        last_id = _decode_opaque_cursor(cursor)
+        last_created = select(Report.created_at).where(Report.id == last_id).scalar_subquery()
+        query = query.where(tuple_(Report.created_at, Report.id) < tuple_(last_created, last_id))
     rows = db.session.scalars(query.order_by(Report.created_at.desc(), Report.id.desc()).limit(limit + 1)).all()
-    next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    encode = _encode_cursor if exact_times else _encode_opaque_cursor
+    next_cursor = encode(rows[limit - 1]) if len(rows) > limit else None
     return list(rows[:limit]), next_cursor
 
 
@@ -219,7 +237,33 @@ def list_reports(
     if council:
         area = select(CouncilArea.geom).where(CouncilArea.code == council).scalar_subquery()
         query = query.where(func.ST_Intersects(Report.location, area))
-    return _page(query, limit, cursor)
+    return _page(query, limit, cursor, exact_times=council is None)
+
+
+def _to_the_hour(at: datetime | None) -> datetime | None:
+    return at.replace(minute=0, second=0, microsecond=0) if at else None
+
+
+def council_view(reports: list[Report], council: str) -> list[dict[str, Any]]:
+    """What a council officer sees of reports in its area (docs/privacy.md): no free text (description,
+    status note, and the transport line and station, which people fill with names and numbers), times
+    to the hour, and a route clipped to the council's area (null when no part of it lies inside)."""
+    routed = [r.id for r in reports if r.route is not None]
+    clipped: dict[uuid.UUID, Any] = {}
+    if routed:
+        clipped = dict(db.session.execute(text("""
+            SELECT r.id, CASE WHEN ST_IsEmpty(part) THEN NULL ELSE ST_AsGeoJSON(part, 7)::json END
+            FROM reports r, council_areas a,
+                 LATERAL (SELECT CASE WHEN ST_CoveredBy(r.route, a.geom) THEN r.route
+                                      ELSE ST_CollectionExtract(ST_Intersection(r.route, a.geom), 2) END AS part) AS p
+            WHERE r.id = ANY(:ids) AND a.code = :council
+        """), {"ids": routed, "council": council}).all())
+    return [{
+        "id": r.id, "category": r.category, "subcategory": r.subcategory,
+        "occurred_at": _to_the_hour(r.occurred_at), "location": r.location, "accuracy_m": r.accuracy_m,
+        "route": clipped.get(r.id), "transport": {"mode": r.mode} if r.mode else None, "factors": r.factors,
+        "status": r.status, "created_at": _to_the_hour(r.created_at), "updated_at": _to_the_hour(r.updated_at),
+    } for r in reports]
 
 
 def list_own_reports(principal: Principal, *, limit: int, cursor: str | None) -> tuple[list[Report], str | None]:

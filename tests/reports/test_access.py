@@ -202,3 +202,39 @@ def test_delete_me_erases_reports_and_identity(client, commuter, staff):
     links = db.session.execute(text("SELECT count(*) FROM users WHERE firebase_uid = :uid"), {"uid": commuter.uid})
     assert links.scalar() == 0  # the identity link is gone (GET /me/reports made none: reads link nobody)
     assert client.delete("/api/v1/me", headers=commuter.headers()).status_code == 204
+
+
+def test_council_lists_carry_no_line_or_station_times_to_the_hour_and_routes_clipped_to_the_area(
+        client, southwark, commuter):
+    # From Peckham (Southwark) west to Brixton (Lambeth): Southwark sees only its own part of the route.
+    route = {"type": "LineString", "coordinates": [PECKHAM, [-0.0900, 51.4700], [-0.1145, 51.4627]]}
+    sent = client.post(URL, json=report_body(
+        location={"type": "Point", "coordinates": PECKHAM}, category="unsafe_route", subcategory=None, route=route,
+        occurred_at="2026-11-20T22:47:13Z",
+        transport={"mode": "bus", "line": "call Dave 07700 900123", "station": "12 Acacia Avenue"}),
+        headers=commuter.headers())
+    assert sent.status_code == 201, sent.json
+    (item,) = client.get(URL, headers=southwark.headers()).json["items"]
+    assert item["transport"] == {"mode": "bus"}
+    assert item["occurred_at"] == "2026-11-20T22:00:00Z"
+    assert all(item[k].endswith(":00:00Z") for k in ("created_at", "updated_at"))
+    from shapely.geometry import shape
+
+    clipped = shape(item["route"])
+    assert 0 < clipped.length < shape(route).length
+    assert max(x for x, _ in clipped.coords) == pytest.approx(PECKHAM[0])  # it starts in Peckham ...
+    assert min(x for x, _ in clipped.coords) > -0.1145  # ... and stops at the border, before Brixton
+
+
+def test_a_council_cursor_holds_no_time(client, southwark, commuter):
+    import base64
+
+    for _ in range(3):
+        client.post(URL, json=report_body(location={"type": "Point", "coordinates": PECKHAM}), headers=commuter.headers())
+    first = client.get(URL, query_string={"limit": 2}, headers=southwark.headers()).json
+    raw = base64.urlsafe_b64decode(first["next_cursor"] + "==")
+    assert len(raw) == 16  # a report id's 16 bytes, no time
+    rest = client.get(URL, query_string={"limit": 2, "cursor": first["next_cursor"]}, headers=southwark.headers()).json
+    assert len(first["items"]) == 2 and len(rest["items"]) == 1 and rest["next_cursor"] is None
+    assert {i["id"] for i in first["items"]}.isdisjoint(i["id"] for i in rest["items"])
+    assert client.get(URL, query_string={"cursor": "bm9wZQ"}, headers=southwark.headers()).status_code == 422
