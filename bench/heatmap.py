@@ -76,7 +76,9 @@ def measure_rebuild(dsn: str, runs: int) -> dict:
         rebuilds.append(rebuild())
     with psycopg.connect(dsn) as conn:
         rows = dict(conn.execute("SELECT 'cells', count(*) FROM heatmap_cells UNION ALL "
-                                 "SELECT 'totals', count(*) FROM heatmap_totals").fetchall())
+                                 "SELECT 'totals', count(*) FROM heatmap_totals UNION ALL "
+                                 "SELECT 'council_cells', count(*) FROM heatmap_council_cells UNION ALL "
+                                 "SELECT 'public_units', count(*) FROM heatmap_public_units").fetchall())
     rebuild_s = statistics.median(r["seconds"] for r in rebuilds)
     floor_s = statistics.median(floors)
     return {
@@ -124,6 +126,64 @@ def measure_tiles(dsn: str, tiles_per_zoom: int, rng: random.Random) -> list[dic
                   f"naive p50 {results[-1]['naive_p50_ms']} ms p95 {results[-1]['naive_p95_ms']} ms; "
                   f"p95 speed-up {results[-1]['speedup_p95']}x", flush=True)
     return results
+
+
+LAMBETH = "E09000022"
+# The way a council's cells were chosen before issue 17 (a cell whose centre lies in the area, counting
+# every report in it): the baseline for the council-scoped aggregates.
+CENTRE_TILE_SQL = """
+    SELECT count(*) FROM (
+        SELECT c.q, sum(c.count) FROM heatmap_cells c
+        WHERE c.level = %(level)s AND c.q BETWEEN %(lo)s AND %(hi)s
+          AND ST_Intersects((SELECT geom FROM council_areas WHERE code = %(council)s),
+                            ST_Transform(ST_Centroid(ST_TileEnvelope(c.level, heatmap_cell_x(c.q), heatmap_cell_y(c.q))), 4326))
+        GROUP BY c.q
+    ) AS t
+"""
+
+
+def measure_councils(dsn: str, tiles_per_zoom: int, rng: random.Random) -> dict:
+    """Lambeth's tiles and whole-area cells from its own aggregates, next to the staff's tiles and the
+    old centre-in-area test; and the public heatmap (published units with noise) for all time."""
+    from backend.config import current_settings
+    from backend.heatmap import publishing
+
+    council = queries.Filters(council=LAMBETH)
+    tiles, whole = [], {}
+    with psycopg.connect(dsn) as conn:
+        for z in range(10, 15):
+            level = grid.level_for_zoom(z)
+            sample = set()
+            for _ in range(tiles_per_zoom * 50):
+                sample.add(grid.lonlat_to_cell(rng.uniform(-0.14, -0.09), rng.uniform(51.43, 51.50), z))
+                if len(sample) == tiles_per_zoom:
+                    break
+            own, staff, centre = [], [], []
+            for x, y in sorted(sample):
+                queries.tile(council, z, x, y, level)  # warm
+                own.append(timed(lambda: queries.tile(council, z, x, y, level)))
+                staff.append(timed(lambda: queries.tile(queries.Filters(), z, x, y, level)))
+                lo, hi = grid.tile_key_range(level, z, x, y)
+                params = {"level": level, "lo": lo, "hi": hi, "council": LAMBETH}
+                centre.append(timed(lambda: conn.execute(CENTRE_TILE_SQL, params).fetchone()))
+            tiles.append({"zoom": z, "tiles": len(sample), "council_p50_ms": round(1000 * pct(own, 50), 2),
+                          "council_p95_ms": round(1000 * pct(own, 95), 2), "staff_p95_ms": round(1000 * pct(staff, 95), 2),
+                          "centre_test_p95_ms": round(1000 * pct(centre, 95), 2)})
+            print(f"  Lambeth z{z}: own aggregates p50 {tiles[-1]['council_p50_ms']} ms p95 {tiles[-1]['council_p95_ms']} ms;"
+                  f" staff p95 {tiles[-1]['staff_p95_ms']} ms; old centre test p95 {tiles[-1]['centre_test_p95_ms']} ms",
+                  flush=True)
+        for level in (12, 14):
+            whole[level] = round(1000 * statistics.median(
+                timed(lambda: queries.cells(council, queries.Area(level), 20_000)) for _ in range(5)), 1)
+        rows = conn.execute("SELECT count(*) FROM heatmap_council_cells").fetchone()[0]
+    settings = current_settings()
+    today = datetime.now(settings.tz).date()
+    public = statistics.median(timed(lambda: queries.public_cells(
+        publishing.Window.snapped(None, None, today), None, queries.Area(grid.PUBLIC_LEVEL), settings.public_min_reporters,
+        settings.public_epsilon, settings.public_noise_secret.encode())) for _ in range(5))
+    print(f"  Lambeth whole-area cells: level 12 {whole[12]} ms, level 14 {whole[14]} ms; "
+          f"public heatmap, all time: {1000 * public:.0f} ms; council rows {rows:,}", flush=True)
+    return {"tiles": tiles, "whole_area_ms": whole, "public_all_time_ms": round(1000 * public, 1), "council_rows": rows}
 
 
 def measure_freshness(url: str, posts: int, rng: random.Random) -> dict:
@@ -183,7 +243,7 @@ def main() -> None:
     parser.add_argument("--rebuilds", type=int, default=2)
     parser.add_argument("--tiles", type=int, default=20, help="tiles per zoom")
     parser.add_argument("--posts", type=int, default=40, help="reports posted for the freshness figure")
-    parser.add_argument("--parts", default="rebuild,tiles,freshness", help="which measurements to run")
+    parser.add_argument("--parts", default="rebuild,tiles,councils,freshness", help="which measurements to run")
     args = parser.parse_args()
     rng = random.Random(11)
 
@@ -198,6 +258,12 @@ def main() -> None:
     result: dict = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpus": os.cpu_count()}
     with app.app_context():
         with psycopg.connect(dsn) as conn:
+            if not conn.execute("SELECT count(*) FROM council_areas").fetchone()[0]:
+                from backend.councils.service import load_council_areas
+
+                load_council_areas(Path(__file__).resolve().parent.parent / "data" / "london_boroughs.geojson")
+                db.session.commit()
+                parts.add("rebuild")  # the councils' aggregates need them
             if not conn.execute("SELECT count(*) FROM heatmap_cells").fetchone()[0]:
                 parts.add("rebuild")  # the tiles need aggregates
         if "rebuild" in parts:
@@ -209,6 +275,9 @@ def main() -> None:
         if "tiles" in parts:
             print("tiles...", flush=True)
             result["tiles"] = measure_tiles(dsn, args.tiles, rng)
+        if "councils" in parts:
+            print("councils and the public heatmap...", flush=True)
+            result["councils"] = measure_councils(dsn, args.tiles, rng)
         db.session.remove()
     if "freshness" in parts:
         print("freshness...", flush=True)

@@ -55,6 +55,23 @@ REPORT_FACTS = """
 # Reports whose route counts (a route beyond Web Mercator's latitudes counts at its location only).
 HAS_ROUTE = "r.route IS NOT NULL AND heatmap_route_3857(r.route) IS NOT NULL"
 
+# What a report contributes to each council whose area it touches (alias ``a``, council_areas): its
+# location only when inside the area, its route only the part inside (clipping skipped when the route
+# lies inside). A council's heatmap counts nothing else (docs/privacy.md).
+COUNCIL_FACTS = """
+    a.code AS council, r.id, r.author_id, r.category, coalesce(r.mode, '') AS mode,
+    local_day(r.occurred_at, :tz) AS day, local_hour(r.occurred_at, :tz) AS hour,
+    local_day(r.created_at, :tz) AS filed_day,
+    CASE WHEN ST_Intersects(a.geom, r.location) THEN heatmap_fine_x(ST_X(heatmap_point_3857(r.location))) END AS fx,
+    CASE WHEN ST_Intersects(a.geom, r.location) THEN heatmap_fine_y(ST_Y(heatmap_point_3857(r.location))) END AS fy,
+    ST_AsBinary(heatmap_route_3857(CASE WHEN r.route IS NULL THEN NULL
+                                        WHEN ST_CoveredBy(r.route, a.geom) THEN r.route
+                                        ELSE ST_CollectionExtract(ST_Intersection(r.route, a.geom), 2) END)) AS route_wkb
+"""
+COUNCIL_JOIN = """
+    JOIN council_areas a ON ST_Intersects(a.geom, r.location) OR (r.route IS NOT NULL AND ST_Intersects(a.geom, r.route))
+"""
+
 
 @dataclass(frozen=True)
 class Contribution:
@@ -64,16 +81,21 @@ class Contribution:
 
 
 def fine_cell_rows(facts: Sequence[Any], offset: int = 0) -> np.ndarray:
-    """Unique rows (report number, x, y) of the reports' fine cells: each location's cell and each
-    route's cells. Reports are numbered from ``offset`` in the order given."""
-    points = np.asarray([(offset + i, f.fx, f.fy) for i, f in enumerate(facts)], dtype=np.int64).reshape(-1, 3)
+    """Unique rows (report number, x, y) of the reports' fine cells: each location's cell (none when
+    ``fx`` is null: a location outside a council's area) and each route's cells (a route clipped to an
+    area may be in several parts). Reports are numbered from ``offset`` in the order given."""
+    points = np.asarray([(offset + i, f.fx, f.fy) for i, f in enumerate(facts) if f.fx is not None],
+                        dtype=np.int64).reshape(-1, 3)
     routed = [(i, f.route_wkb) for i, f in enumerate(facts) if f.route_wkb is not None]
     if not routed:
         return points
-    lines = shapely.from_wkb([bytes(wkb) for _, wkb in routed])
-    coords, index = shapely.get_coordinates(lines, return_index=True)
-    owners = np.asarray([offset + i for i, _ in routed])[index]
-    return np.unique(np.concatenate([points, route_fine_cells(owners, coords[:, 0], coords[:, 1])]), axis=0)
+    parts, line_of_part = shapely.get_parts(shapely.from_wkb([bytes(wkb) for _, wkb in routed]), return_index=True)
+    coords, part_of_vertex = shapely.get_coordinates(parts, return_index=True)
+    if not len(coords):
+        return points
+    cells = route_fine_cells(part_of_vertex, coords[:, 0], coords[:, 1])
+    cells[:, 0] = np.asarray([offset + i for i, _ in routed])[line_of_part][cells[:, 0]]
+    return np.unique(np.concatenate([points, cells]), axis=0)
 
 
 def contributions(facts: Sequence[Any]) -> Contribution:
@@ -99,19 +121,33 @@ def contributions(facts: Sequence[Any]) -> Contribution:
     return Contribution(cube, reporters, units)
 
 
-def _add_counts(table: str, cube: Counter) -> None:
+def council_contributions(facts: Sequence[Any]) -> Counter:
+    """What council facts (COUNCIL_FACTS) add to the councils' counts: (council, *cube key) -> count."""
+    cube: Counter = Counter()
+    by_council: dict[str, list[Any]] = {}
+    for f in facts:
+        by_council.setdefault(f.council, []).append(f)
+    for council, theirs in by_council.items():
+        for key, count in contributions(theirs).cube.items():
+            cube[(council, *key)] += count
+    return cube
+
+
+def _add_counts(table: str, cube: Counter, council: bool = False) -> None:
     if not cube:
         return
     columns = list(zip(*cube.keys()))
+    key = ("council", *CUBE_KEY) if council else CUBE_KEY
     db.session.execute(
         text(f"""
-            INSERT INTO {table} (level, q, day, hour, category, mode, count)
-            SELECT * FROM unnest(CAST(:level AS smallint[]), CAST(:q AS bigint[]), CAST(:day AS date[]),
+            INSERT INTO {table} ({', '.join(key)}, count)
+            SELECT * FROM unnest({'CAST(:council AS text[]), ' if council else ''}
+                                 CAST(:level AS smallint[]), CAST(:q AS bigint[]), CAST(:day AS date[]),
                                  CAST(:hour AS smallint[]), CAST(:category AS text[]), CAST(:mode AS text[]),
                                  CAST(:count AS integer[]))
             ON CONFLICT ON CONSTRAINT {table}_pkey DO UPDATE SET count = {table}.count + EXCLUDED.count
         """),
-        dict(zip((*CUBE_KEY, "count"), (*map(list, columns), list(cube.values())))),
+        dict(zip((*key, "count"), (*map(list, columns), list(cube.values())))),
     )
 
 
@@ -187,8 +223,8 @@ def apply_report(report_id: str) -> bool:
     """Count one report into the aggregates, once: a second call for the same report changes
     nothing. Runs in the caller's transaction (the outbox task's). False when there was nothing to do."""
     # Lock order shared with rebuild(): aggregates first, then the report.
-    db.session.execute(text("LOCK TABLE heatmap_cells, heatmap_totals, heatmap_reporters, heatmap_public_units "
-                            "IN ROW EXCLUSIVE MODE"))
+    db.session.execute(text("LOCK TABLE heatmap_cells, heatmap_totals, heatmap_reporters, heatmap_public_units, "
+                            "heatmap_council_cells IN ROW EXCLUSIVE MODE"))
     facts = db.session.execute(
         text(f"""
             UPDATE reports AS r SET heatmap_counted_at = clock_timestamp()
@@ -204,6 +240,8 @@ def apply_report(report_id: str) -> bool:
     _add_totals(added.cube)
     _add_reporters(added.reporters)
     _add_units(added.units)
+    _add_counts("heatmap_council_cells", council_contributions(_council_facts("r.id = :id", {"id": report_id})),
+                council=True)
     return True
 
 
@@ -250,7 +288,17 @@ def _facts(where: str, params: dict[str, Any]) -> list[Any]:
     ).all()
 
 
+def _council_facts(where: str, params: dict[str, Any]) -> list[Any]:
+    return db.session.execute(
+        text(f"SELECT {COUNCIL_FACTS} FROM reports r {COUNCIL_JOIN} WHERE {where} ORDER BY r.id, a.code"),
+        {**params, "tz": city_tz()},
+    ).all()
+
+
 def _retain_counts(where: str, params: dict[str, Any]) -> int:
     facts = _facts(where, params)
     _add_counts("heatmap_retained", contributions(facts).cube)
+    _add_counts("heatmap_council_retained",
+                council_contributions(_council_facts(f"{where} AND r.heatmap_counted_at IS NOT NULL", params)),
+                council=True)
     return len(facts)

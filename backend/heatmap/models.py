@@ -86,3 +86,24 @@ class HeatmapPublicUnit(Base):
         CheckConstraint("reports > 0", name="ck_heatmap_public_units_reports"),
         Index("ix_heatmap_public_units_author_id", "author_id"),
     )
+
+
+class _CouncilCube(_Cube):
+    council: Mapped[str] = mapped_column(String(9))  # council_areas.code
+
+
+COUNCIL_CUBE = ("council", *CUBE)
+
+
+class HeatmapCouncilCell(_CouncilCube, Base):
+    """What lies inside each council's area, per cell, local day and hour, category and mode (0015)."""
+
+    __tablename__ = "heatmap_council_cells"
+    __table_args__ = (PrimaryKeyConstraint(*COUNCIL_CUBE, name="heatmap_council_cells_pkey"),)
+
+
+class HeatmapCouncilRetained(_CouncilCube, Base):
+    """The council counts erased reports had added."""
+
+    __tablename__ = "heatmap_council_retained"
+    __table_args__ = (PrimaryKeyConstraint(*COUNCIL_CUBE, name="heatmap_council_retained_pkey"),)

@@ -24,7 +24,7 @@ class Filters:
     to_day: date | None = None
     hours: tuple[int, ...] | None = None  # local hours of the day, 0-23
     weekdays: tuple[int, ...] | None = None  # ISO weekdays, 1 = Monday
-    council: str | None = None  # only cells whose centre lies in this council's area
+    council: str | None = None  # count only what lies inside this council's area (heatmap_council_cells)
 
     @property
     def timeless(self) -> bool:
@@ -52,9 +52,6 @@ class Area:
             return cls(level)
         box = bbox_cell_range(bbox, level)
         return cls(level, tuple(key_ranges(level, *box)), box)
-
-
-_ENVELOPE = "ST_TileEnvelope({a}.level, heatmap_cell_x({a}.q), heatmap_cell_y({a}.q))"
 
 
 def _area_conditions(area: Area, alias: str, level_column: bool = True) -> tuple[list[str], dict[str, Any]]:
@@ -95,12 +92,17 @@ def _conditions(f: Filters, area: Area | None, alias: str = "c") -> tuple[list[s
         where.append(f"extract(isodow FROM {alias}.day) = ANY(:weekdays)")
         params["weekdays"] = list(f.weekdays)
     if f.council:
-        where.append(
-            "ST_Intersects((SELECT geom FROM council_areas WHERE code = :council), "
-            f"ST_Transform(ST_Centroid({_ENVELOPE.format(a=alias)}), 4326))"
-        )
+        where.append(f"{alias}.council = :council")
         params["council"] = f.council
     return where, params
+
+
+def _table(f: Filters) -> str:
+    """Where the counts come from: a council's own counts (only what lies inside its area: a location
+    inside it, the part of a route inside it); without a time filter the compact all-time table."""
+    if f.council:
+        return "heatmap_council_cells"
+    return "heatmap_totals" if f.timeless else "heatmap_cells"
 
 
 def _and(where: list[str]) -> str:
@@ -117,7 +119,7 @@ def _cell_counts_sql(f: Filters, area: Area) -> tuple[str, dict[str, Any]]:
     sql = f"""
         SELECT c.level, c.q, heatmap_cell_x(c.q) AS x, heatmap_cell_y(c.q) AS y,
                sum(c.count)::integer AS count, {_PER_CATEGORY}
-        FROM {'heatmap_totals' if f.timeless else 'heatmap_cells'} c
+        FROM {_table(f)} c
         WHERE {_and(where)}
         GROUP BY c.level, c.q
     """
@@ -169,7 +171,7 @@ def hotspots(f: Filters, area: Area, limit: int) -> list[dict[str, Any]]:
                 SELECT c.level, c.q, heatmap_cell_x(c.q) AS x, heatmap_cell_y(c.q) AS y,
                        coalesce(sum(c.count) FILTER (WHERE c.day >= :period_from), 0)::integer AS count,
                        coalesce(sum(c.count) FILTER (WHERE c.day < :period_from), 0)::integer AS previous_count
-                FROM heatmap_cells c
+                FROM {'heatmap_council_cells' if f.council else 'heatmap_cells'} c
                 WHERE {_and(where)}
                 GROUP BY c.level, c.q
             ) AS h

@@ -11,7 +11,16 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from backend.extensions import db
-from backend.heatmap.counting import CUBE_KEY, HAS_ROUTE, PUBLIC_SHIFT, REPORT_FACTS, city_tz, fine_cell_rows
+from backend.heatmap.counting import (
+    COUNCIL_FACTS,
+    COUNCIL_JOIN,
+    CUBE_KEY,
+    HAS_ROUTE,
+    PUBLIC_SHIFT,
+    REPORT_FACTS,
+    city_tz,
+    fine_cell_rows,
+)
 from backend.heatmap.grid import FINE_LEVEL, LEVELS, morton
 from backend.heatmap.publishing import COUNTS_PUBLICLY_SQL
 
@@ -44,9 +53,10 @@ def _rebuild(chunk: int) -> dict[str, float]:
     # One snapshot for every statement: the reports counted are exactly the reports marked counted,
     # even while new ones arrive.
     session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-    session.execute(text("LOCK TABLE heatmap_cells, heatmap_totals, heatmap_reporters, heatmap_public_units "
-                         "IN ACCESS EXCLUSIVE MODE"))
-    session.execute(text("TRUNCATE heatmap_cells, heatmap_totals, heatmap_reporters, heatmap_public_units"))
+    session.execute(text("LOCK TABLE heatmap_cells, heatmap_totals, heatmap_reporters, heatmap_public_units, "
+                         "heatmap_council_cells IN ACCESS EXCLUSIVE MODE"))
+    session.execute(text("TRUNCATE heatmap_cells, heatmap_totals, heatmap_reporters, heatmap_public_units, "
+                         "heatmap_council_cells"))
     # Bulk work: hash aggregates in memory, and the primary keys built once at the end, not row by row.
     session.execute(text(f"SET LOCAL work_mem = '{REBUILD_WORK_MEM}'"))
     session.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
@@ -56,6 +66,9 @@ def _rebuild(chunk: int) -> dict[str, float]:
         CREATE TEMP TABLE heatmap_route_facts (n integer, author_id uuid, day date, hour smallint,
                                                category text, mode text, filed_day date) ON COMMIT DROP;
         CREATE TEMP TABLE heatmap_route_cells (n integer, q bigint) ON COMMIT DROP;
+        CREATE TEMP TABLE heatmap_council_route_facts (n integer, council text, day date, hour smallint,
+                                                       category text, mode text) ON COMMIT DROP;
+        CREATE TEMP TABLE heatmap_council_route_cells (n integer, q bigint) ON COMMIT DROP;
     """))
 
     # Reports with a route: their cells come from grid.py, fed in chunks, written with COPY.
@@ -75,6 +88,23 @@ def _rebuild(chunk: int) -> dict[str, float]:
         with cursor.copy("COPY heatmap_route_cells FROM STDIN") as copy:
             copy.write("".join(f"{r}\t{q}\n" for r, q in zip(cells[:, 0].tolist(), keys.tolist())))
         n += len(batch)
+    # The same for each council a routed report touches: its route clipped to the area, its
+    # location only when inside.
+    council_routes = session.execute(
+        text(f"SELECT {COUNCIL_FACTS} FROM reports r {COUNCIL_JOIN} WHERE {HAS_ROUTE}"),
+        {"tz": tz},
+        execution_options={"stream_results": True, "yield_per": chunk},
+    )
+    m = 0
+    for batch in council_routes.partitions(chunk):
+        with cursor.copy("COPY heatmap_council_route_facts FROM STDIN") as copy:
+            for i, f in enumerate(batch):
+                copy.write_row((m + i, f.council, f.day, f.hour, f.category, f.mode))
+        cells = fine_cell_rows(batch, offset=m)
+        keys = morton(cells[:, 1], cells[:, 2])
+        with cursor.copy("COPY heatmap_council_route_cells FROM STDIN") as copy:
+            copy.write("".join(f"{r}\t{q}\n" for r, q in zip(cells[:, 0].tolist(), keys.tolist())))
+        m += len(batch)
     phases = {"routes_s": time.perf_counter() - started}
 
     levels = list(LEVELS)
@@ -108,6 +138,38 @@ def _rebuild(chunk: int) -> dict[str, float]:
         {"tz": tz, "levels": levels},
     )
     phases["cells_s"] = time.perf_counter() - started - sum(phases.values())
+    session.execute(
+        text(f"""
+            INSERT INTO heatmap_council_cells (council, level, q, day, hour, category, mode, count)
+            SELECT council, level, q, day, hour, category, mode, sum(n)::integer FROM (
+                SELECT p.council, l.level, p.q >> (2 * ({FINE_LEVEL} - l.level)) AS q, p.day, p.hour, p.category,
+                       p.mode, p.n
+                FROM (
+                    SELECT a.code AS council,
+                           heatmap_morton(heatmap_fine_x(ST_X(pt)), heatmap_fine_y(ST_Y(pt))) AS q,
+                           local_day(r.occurred_at, :tz) AS day, local_hour(r.occurred_at, :tz) AS hour,
+                           r.category, coalesce(r.mode, '') AS mode, count(*) AS n
+                    FROM council_areas a
+                    JOIN reports r ON ST_Intersects(a.geom, r.location)
+                    CROSS JOIN heatmap_point_3857(r.location) AS pt
+                    WHERE NOT ({HAS_ROUTE})
+                    GROUP BY 1, 2, 3, 4, 5, 6
+                ) AS p CROSS JOIN unnest(CAST(:levels AS smallint[])) AS l (level)
+                UNION ALL
+                SELECT f.council, d.level, d.q, f.day, f.hour, f.category, f.mode, 1
+                FROM (
+                    SELECT DISTINCT l.level, c.n, c.q >> (2 * ({FINE_LEVEL} - l.level)) AS q
+                    FROM heatmap_council_route_cells c CROSS JOIN unnest(CAST(:levels AS smallint[])) AS l (level)
+                ) AS d JOIN heatmap_council_route_facts f USING (n)
+                UNION ALL
+                SELECT council, level, q, day, hour, category, mode, count FROM heatmap_council_retained
+            ) AS everything
+            GROUP BY council, level, q, day, hour, category, mode
+            ORDER BY council, level, q
+        """),
+        {"tz": tz, "levels": levels},
+    )
+    phases["council_cells_s"] = time.perf_counter() - started - sum(phases.values())
     session.execute(
         text(f"""
             INSERT INTO heatmap_reporters (q, day, category, author_id)

@@ -1,12 +1,14 @@
 """The public heatmap's published units: who contributed how many reports to each (public cell, local
-ISO week, category), for reports filed while their week could still change.
+ISO week, category), for reports filed while their week could still change. And the councils'
+heatmap: counts of what lies inside each council's area (a location inside it, the part of a route
+inside it), kept like the city's (live and retained counts).
 
 Revision ID: 0015
 Revises: 0009
 Create Date: 2026-12-02
 
-The table starts empty: run `safetravel heatmap rebuild` once after upgrading (docs/operations.md);
-until then the public heatmap shows no cells. Erasing a person removes their rows (cascade), so a
+The tables start empty: run `safetravel heatmap rebuild` once after upgrading (docs/operations.md);
+until then the public heatmap and the councils' heatmaps show no cells. Erasing a person removes their rows (cascade), so a
 unit loses their contribution, reporters and reports alike.
 
 Forward only: once landed, a migration is never edited; a change is a new migration.
@@ -34,6 +36,19 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("week", "q", "category", "author_id", name="heatmap_public_units_pkey"),
     )
     op.create_index("ix_heatmap_public_units_author_id", "heatmap_public_units", ["author_id"])
+    for table in ("heatmap_council_cells", "heatmap_council_retained"):
+        op.create_table(
+            table,
+            sa.Column("council", sa.String(9), nullable=False),  # council_areas.code
+            sa.Column("level", sa.SmallInteger, nullable=False),
+            sa.Column("q", sa.BigInteger, nullable=False),
+            sa.Column("day", sa.Date, nullable=False),
+            sa.Column("hour", sa.SmallInteger, nullable=False),
+            sa.Column("category", sa.String(32), nullable=False),
+            sa.Column("mode", sa.String(32), nullable=False),
+            sa.Column("count", sa.Integer, nullable=False),
+            sa.PrimaryKeyConstraint("council", "level", "q", "day", "hour", "category", "mode", name=f"{table}_pkey"),
+        )
 
 
 def downgrade() -> None:

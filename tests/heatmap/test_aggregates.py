@@ -66,14 +66,15 @@ def aggregated(f: queries.Filters, level: int) -> dict[tuple[int, int], int]:
 def snapshot() -> dict[str, list]:
     return {
         table: db.session.execute(text(f"SELECT * FROM {table} AS t ORDER BY t")).all()
-        for table in ("heatmap_cells", "heatmap_totals", "heatmap_reporters", "heatmap_retained", "heatmap_public_units")
+        for table in ("heatmap_cells", "heatmap_totals", "heatmap_reporters", "heatmap_retained", "heatmap_public_units",
+                      "heatmap_council_cells", "heatmap_council_retained")
     }
 
 
 def clear() -> None:
     db.session.execute(text(
         "TRUNCATE reports, users, outbox, heatmap_cells, heatmap_totals, heatmap_reporters, heatmap_retained, "
-        "heatmap_public_units CASCADE"
+        "heatmap_public_units, heatmap_council_cells, heatmap_council_retained CASCADE"
     ))
 
 
@@ -198,6 +199,8 @@ def test_rebuild_gives_exactly_what_incremental_updates_gave(app, clean_heatmap,
         assert erase_user("user-3")
         incremental = snapshot()
         assert incremental["heatmap_retained"]
+        assert incremental["heatmap_council_retained"]
+        assert {c.council for c in incremental["heatmap_council_cells"]} >= {"E09000033", "E09000022"}
         units = incremental["heatmap_public_units"]
         assert units and sum(u.reports for u in units) < 30 * 2  # the late ones left out
         db.session.commit()
@@ -226,7 +229,7 @@ def test_reports_past_retention_are_deleted_and_the_heatmap_keeps_their_counts(a
         assert set(db.session.scalars(text("SELECT id::text FROM reports")).all()) == set(ids[6:])
         assert db.session.scalar(text("SELECT count(*) FROM report_status_changes")) == 0
         after = snapshot()
-        for table in ("heatmap_cells", "heatmap_totals"):
+        for table in ("heatmap_cells", "heatmap_totals", "heatmap_council_cells"):
             assert after[table] == before[table]  # the heatmap shows the same counts
         assert after["heatmap_retained"]
         # Who reported where and when goes with the reports: only the people of the recent ones remain.
