@@ -26,6 +26,9 @@ class ExportInSchema(Schema):
     from_ = LocalDay(data_key="from", required=True, metadata={"description": "First local day (inclusive)"})
     to = LocalDay(required=True, metadata={"description": "Last local day (inclusive)"})
     format = fields.String(required=True, validate=validate.OneOf(FORMATS))
+    min_reporters = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100), metadata={
+        "description": "Leave out places fewer distinct people reported (for a file the council publishes; "
+                       "1, the default, keeps every place)"})
 
     @validates_schema
     def _check(self, data: dict[str, Any], **_: Any) -> None:
@@ -51,6 +54,7 @@ class ExportSchema(Schema):
     status = fields.String(validate=validate.OneOf(STATUSES))
     progress = fields.Integer(metadata={"description": "0 to 100"})
     rows = fields.Integer(allow_none=True, metadata={"description": "Places in the file"})
+    min_reporters = fields.Integer(metadata={"description": "Places fewer distinct people reported are left out"})
     places = fields.String(allow_none=True, metadata={"description": "segments (street network) or cells (grid)"})
     unmatched_reports = fields.Integer(allow_none=True,
                                        metadata={"description": "Reports in the area further than STREET_MATCH_M from any street"})
@@ -62,6 +66,7 @@ class ExportSchema(Schema):
     @pre_dump
     def _flatten(self, export: Any, **_: Any) -> dict[str, Any]:
         values = {k: getattr(export, k) for k in ("id", "kind", "format", "council", "status", "progress", "rows",
+                                                   "min_reporters",
                                                    "places", "unmatched_reports", "expires_at", "error", "created_at")}
         values["from_"], values["to"] = export.period_from, export.period_to
         values["download_url"] = (url_for("exports.ExportDownload", export_id=export.id)

@@ -10,7 +10,8 @@ Web Mercator pyramid as the heatmap's). A report counts once on each place it to
   along, not the side streets met at a junction).
 
 Only what lies inside the export's area counts: a location outside it does not, and a route is
-clipped to the area first. Reports rejected at triage are left out.
+clipped to the area first. Reports rejected at triage are left out. A place reported by fewer than
+the export's ``min_reporters`` distinct people is left out of the file (1, the default, keeps all).
 
 For each place: ``report_count``; ``poor_lighting_count`` (reports with the ``poor_lighting``
 factor); ``night_share`` (the share of reports made while the sun was down at the report's place and
@@ -42,13 +43,13 @@ GEOMETRY_SQL = {
 
 _SCOPED = """
     e AS MATERIALIZED (
-        SELECT area,
+        SELECT area, min_reporters,
                period_from::timestamp AT TIME ZONE %(tz)s AS starts,
                (period_to + 1)::timestamp AT TIME ZONE %(tz)s AS ends
         FROM exports WHERE id = %(export_id)s
     ),
     scoped AS MATERIALIZED (
-        SELECT r.id, r.location, r.route,
+        SELECT r.id, r.author_id, r.location, r.route,
                ST_Intersects(e.area, r.location) AS located_inside,
                'poor_lighting' = ANY (r.factors) AS poor_lighting,
                sun_is_down(r.occurred_at, ST_X(r.location), ST_Y(r.location)) AS after_dark,
@@ -141,7 +142,7 @@ _SEGMENT_INCIDENCES = """
         GROUP BY g.id
     )"""
 
-_COUNTS = """count(*) AS report_count,
+_COUNTS = """count(*) AS report_count, count(DISTINCT author_id) AS reporters,
                count(*) FILTER (WHERE poor_lighting) AS poor_lighting_count,
                count(*) FILTER (WHERE after_dark) AS after_dark_count,
                min(day) AS first_reported, max(day) AS last_reported"""
@@ -157,6 +158,7 @@ FROM (
            CASE WHEN ST_Dimension(p.geom) = 1 THEN ST_LineInterpolatePoint(p.geom, 0.5) ELSE ST_PointOnSurface(p.geom) END
              AS anchor
     FROM places p
+    WHERE p.reporters >= (SELECT min_reporters FROM e)  -- a place of fewer distinct people is left out
 ) AS p
 ORDER BY rank
 """

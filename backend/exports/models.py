@@ -34,6 +34,7 @@ class Export(Base):
     rows: Mapped[int | None] = mapped_column(Integer)
     places: Mapped[str | None] = mapped_column(String(16))
     unmatched_reports: Mapped[int | None] = mapped_column(Integer)
+    min_reporters: Mapped[int] = mapped_column(SmallInteger, server_default="1")  # places with fewer are left out
     file_name: Mapped[str | None] = mapped_column(String(200))
     file_bytes: Mapped[int | None] = mapped_column(BigInteger)
     error: Mapped[str | None] = mapped_column(Text)
@@ -53,6 +54,7 @@ class Export(Base):
         CheckConstraint("format IN ('geojson', 'csv', 'gpkg')", name="ck_exports_format"),
         CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="ck_exports_status"),
         CheckConstraint("progress BETWEEN 0 AND 100", name="ck_exports_progress"),
+        CheckConstraint("min_reporters >= 1", name="ck_exports_min_reporters"),
         Index("ix_exports_requested_by_created_at", "requested_by", "created_at"),
         Index("ix_exports_expires_at", "expires_at", postgresql_where=text("deleted_at IS NULL")),
     )

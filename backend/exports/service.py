@@ -73,14 +73,15 @@ def request_export(principal: Principal, data: dict[str, Any]) -> Export:
     export = Export(
         id=uuid.uuid4(), kind=data["kind"], format=data["format"], requested_by=principal.uid,
         requester_role=principal.role, council=council, area=area,
-        period_from=data["from_"], period_to=data["to"],
+        period_from=data["from_"], period_to=data["to"], min_reporters=data["min_reporters"],
     )
     db.session.add(export)
     db.session.flush()
     outbox.publish(EXPORT_REQUESTED, {"export_id": str(export.id)})
     audit.record(principal, "export.requested", "export", export.id, kind=export.kind, format=export.format,
                  council=council, area=None if council else data["area"].wkt[:20000],
-                 period=[export.period_from.isoformat(), export.period_to.isoformat()])
+                 period=[export.period_from.isoformat(), export.period_to.isoformat()],
+                 min_reporters=export.min_reporters)
     return export
 
 

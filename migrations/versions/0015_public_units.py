@@ -36,6 +36,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("week", "q", "category", "author_id", name="heatmap_public_units_pkey"),
     )
     op.create_index("ix_heatmap_public_units_author_id", "heatmap_public_units", ["author_id"])
+    # A council export may leave out places with fewer distinct reporters (files a council publishes).
+    op.add_column("exports", sa.Column("min_reporters", sa.SmallInteger, nullable=False, server_default="1"))
+    op.create_check_constraint("ck_exports_min_reporters", "exports", "min_reporters >= 1")
     for table in ("heatmap_council_cells", "heatmap_council_retained"):
         op.create_table(
             table,

@@ -63,6 +63,7 @@ def test_council_exports_its_own_area_answered_202_queued(client, southwark):
     assert body["council"] == "E09000028" and body["format"] == "geojson"
     assert body["from"] == "2026-01-01" and body["to"] == "2026-12-31"
     assert body["download_url"] is None
+    assert body["min_reporters"] == 1  # internal use keeps every place
 
 
 @pytest.mark.parametrize("overrides, status", [
@@ -423,3 +424,23 @@ def test_progress_rises_as_the_file_is_written(client, southwark, commuter, monk
     assert progress == [32, 55, 77, 99]  # 10% for the query, then 12 rows in batches of 3
     status = client.get(f"/api/v1/exports/{created['id']}", headers=southwark.headers()).json
     assert status["progress"] == 100 and status["rows"] == 12
+
+
+def test_a_file_to_publish_leaves_out_places_fewer_people_reported(client, southwark):
+    lon, lat = PECKHAM
+    for person in range(3):  # one place three people reported ...
+        add_report(f"person-{person}", lon, lat, local(2026, 11, 1, 21))
+    for n in range(5):  # ... and one where one person reported five times
+        add_report("lone", lon + 0.003, lat, local(2026, 11, 1, 21 + n % 3))
+    everything, path = built(client, southwark, format="geojson")
+    assert everything["rows"] == 2 and sorted(r["report_count"] for r in read_features(path)) == [3, 5]
+    published, path = built(client, southwark, format="geojson", min_reporters=3)
+    assert published["min_reporters"] == 3 and published["rows"] == 1
+    [row] = read_features(path)
+    assert (row["rank"], row["report_count"]) == (1, 3)
+
+
+@pytest.mark.parametrize("value", [0, 101, "five"])
+def test_min_reporters_out_of_range_is_422(client, southwark, value):
+    response = client.post("/api/v1/exports", json=export_body(min_reporters=value), headers=southwark.headers())
+    assert response.status_code == 422 and "min_reporters" in response.json["errors"]
