@@ -62,6 +62,7 @@ def _rebuild(chunk: int) -> dict[str, float]:
     session.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
     session.execute(text("ALTER TABLE heatmap_cells DROP CONSTRAINT heatmap_cells_pkey"))
     session.execute(text("ALTER TABLE heatmap_reporters DROP CONSTRAINT heatmap_reporters_pkey"))
+    session.execute(text("ALTER TABLE heatmap_council_cells DROP CONSTRAINT heatmap_council_cells_pkey"))
     session.execute(text("""
         CREATE TEMP TABLE heatmap_route_facts (n integer, author_id uuid, day date, hour smallint,
                                                category text, mode text, filed_day date) ON COMMIT DROP;
@@ -169,6 +170,9 @@ def _rebuild(chunk: int) -> dict[str, float]:
         """),
         {"tz": tz, "levels": levels},
     )
+    session.execute(text(
+        f"ALTER TABLE heatmap_council_cells ADD CONSTRAINT heatmap_council_cells_pkey PRIMARY KEY (council, {', '.join(CUBE_KEY)})"
+    ))
     phases["council_cells_s"] = time.perf_counter() - started - sum(phases.values())
     session.execute(
         text(f"""
