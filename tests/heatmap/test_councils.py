@@ -139,3 +139,10 @@ def test_a_rebuild_gives_the_councils_the_same_counts(app, real_commits, client)
         rebuild()
         assert {zoom: heatmap(client, LAMBETH, zoom) for zoom in (8, 14, 18)} == before
         db.session.remove()
+
+
+def test_nor_in_its_report_list(client, southwark, border_reports):
+    listed = client.get("/api/v1/reports", query_string={"limit": 200}, headers=LAMBETH.headers()).json["items"]
+    assert sorted(r["category"] for r in listed) == ["harassment"] * len(SEEDS)  # its own, not Southwark's
+    theirs = client.get("/api/v1/reports", query_string={"limit": 200}, headers=southwark.headers()).json["items"]
+    assert sorted(r["category"] for r in theirs) == ["spiking"] * (3 * len(SEEDS)) + ["unsafe_route"]
