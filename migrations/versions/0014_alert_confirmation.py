@@ -1,5 +1,7 @@
 """Cluster alerts wait for a person before they reach commuters: each alert says where its push to
-the public stands (``public_push``), and who confirmed a cluster alert, when.
+the public stands (``public_push``), and who confirmed a cluster alert, when. A device remembers the
+account it was registered on before its token moved (``previous_user_id``), so that account's app can
+be told why the device is no longer theirs.
 
 Revision ID: 0014
 Revises: 0009
@@ -30,3 +32,5 @@ def upgrade() -> None:
     # The dashboard's list of cluster alerts waiting for a person.
     op.create_index("ix_alerts_awaiting_confirmation", "alerts", ["created_at"],
                     postgresql_where=sa.text("public_push = 'awaiting_confirmation'"))
+    op.add_column("devices", sa.Column("previous_user_id", sa.UUID(),
+                                       sa.ForeignKey("users.id", ondelete="SET NULL", name="fk_devices_previous_user_id")))
