@@ -198,6 +198,12 @@ class Settings:
             self.tz
         except (ZoneInfoNotFoundError, ValueError):
             raise ConfigError(f"CITY_TIMEZONE is not a known time zone: {self.city_timezone!r}") from None
+        if self.basemap_style_url:
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(self.basemap_style_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc or any(c in self.basemap_style_url for c in " ;'\""):
+                raise ConfigError(f"BASEMAP_STYLE_URL must be an http(s) URL, got {self.basemap_style_url!r}")
         if self.is_production:
             if self.firebase_auth_emulator_host:
                 raise ConfigError(
