@@ -123,3 +123,15 @@ def test_emulator_tokens_firebase_would_never_issue_are_refused(client, claims, 
 def test_an_hour_long_emulator_token_with_a_past_nbf_is_accepted(client):
     token = emulator_token("ordinary", lifetime_s=3600, nbf=int(time.time()) - 5)
     assert client.get("/api/v1/me/reports", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def test_cluster_settings_come_from_the_environment_and_the_old_name_is_refused():
+    settings = Settings.from_env({"CLUSTER_MIN_REPORTERS": "5", "CLUSTER_AUTO_PUBLIC_PUSH": "true",
+                                  "BASEMAP_ORIGINS": "https://tiles.example.org, https://fonts.example.org:8443/"})
+    assert (settings.cluster_min_reporters, settings.cluster_auto_public_push) == (5, True)
+    assert settings.basemap_origins == ("https://tiles.example.org", "https://fonts.example.org:8443")
+    assert Settings.from_env({}).cluster_auto_public_push is False
+    with pytest.raises(ConfigError, match="CLUSTER_MIN_REPORTERS"):
+        Settings.from_env({"CLUSTER_MIN_REPORTS": "3"})
+    with pytest.raises(ConfigError, match="CLUSTER_AUTO_PUBLIC_PUSH"):
+        Settings.from_env({"CLUSTER_AUTO_PUBLIC_PUSH": "sometimes"})

@@ -191,6 +191,36 @@ def test_a_confirmation_before_the_first_fan_out_sends_each_phone_once(worker, c
     assert alerts()[0].public_push == "done"
 
 
+def test_a_confirmation_racing_the_first_fan_outs_end_still_reaches_commuters(worker, client, staff):
+    alert = cluster_with_phones(client, staff)
+    assert client.post(f"/api/v1/alerts/{alert.id}/confirm", headers=staff.headers()).status_code == 202
+    # The first fan-out, still running when the confirmation committed, records its figures last.
+    db.session.execute(text("UPDATE alerts SET status = 'sent' WHERE id = :id"), {"id": alert.id})
+    db.session.commit()
+    run_outbox()
+    assert worker.sends == {"staff-phone": 1, "opted-in-inside": 1}
+    assert alerts()[0].public_push == "done"
+
+
+def test_a_confirmed_fan_out_waits_while_another_worker_sends_the_alert(worker, client, staff):
+    from sqlalchemy import create_engine
+
+    from backend.alerts.sending import AlertBeingSent, send_alert
+
+    alert = cluster_with_phones(client, staff)
+    client.post(f"/api/v1/alerts/{alert.id}/confirm", headers=staff.headers())
+    other_worker = create_engine(db.engine.url)
+    with other_worker.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(hashtextextended(:key, 0))"),
+                           {"key": f"alerts.send:{alert.id}"})
+        with pytest.raises(AlertBeingSent):
+            send_alert(str(alert.id))
+    other_worker.dispose()
+    assert set(worker.sends) == {"staff-phone"}
+    send_alert(str(alert.id))  # the retry, once the other worker is gone
+    assert worker.sends == {"staff-phone": 1, "opted-in-inside": 1}
+
+
 def test_automatic_public_pushes_when_the_deployment_turns_them_on(worker, client, staff, app):
     from dataclasses import replace
 
