@@ -64,13 +64,14 @@ def page_policy(settings: Settings) -> str:
         default_src=("'self'",),
         script_src=("'self'",),
         style_src=("'self'",),
-        # MapLibre's controls draw their icons from data: URLs; tiles may be images.
+        # MapLibre's controls draw their icons from data: URLs; tiles may be images, which some browsers
+        # decode through blob: URLs.
         img_src=("'self'", "data:", "blob:", *basemap),
         font_src=("'self'", *basemap),
         connect_src=("'self'", *basemap, *firebase),
-        # MapLibre starts its tile workers from a blob: URL holding its own bundled code.
-        worker_src=("'self'", "blob:"),
-        child_src=("'self'", "blob:"),
+        # MapLibre's CSP build starts its tile workers from its own worker file (no blob: workers).
+        worker_src=("'self'",),
+        child_src=("'self'",),
         frame_src=(f"https://{auth_domain}",) if firebase else ("'none'",),
         object_src=("'none'",),
         base_uri=("'none'",),

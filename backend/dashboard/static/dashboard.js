@@ -267,6 +267,9 @@ function rescale() {
   drawLegend();
 }
 
+// MapLibre's CSP build: its tile workers start from this file, so the page's policy needs no blob: workers.
+maplibregl.setWorkerUrl("/dashboard/static/vendor/maplibre-gl/maplibre-gl-csp-worker.js");
+
 function createMap() {
   const plain = {
     version: 8,
