@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page
@@ -235,4 +236,41 @@ def test_staff_see_a_waiting_cluster_on_the_map_and_push_it_to_commuters_with_on
         db.session.remove()
     assert tuple(confirmed) == ("done", "dev-safety_team", 1)
     page.locator("#alert-status .badge[data-status=sent]").wait_for(timeout=10000)
+    assert dashboard.problems == []
+
+
+# -- accessibility of what this change added (axe-core, vendored for the tests) ----------------------
+
+AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
+
+
+def serious_accessibility_violations(page: Page, selector: str) -> list[str]:
+    # Run through the browser's debugging protocol, which the page's policy does not govern (an
+    # inline <script> would be refused, as it should be).
+    page.evaluate(AXE.read_text() + "\n;true")
+    results = page.evaluate("async (selector) => await axe.run({include: [selector]})", selector)
+    return [f"{v['id']}: {v['help']} ({len(v['nodes'])})" for v in results["violations"]
+            if v["impact"] in ("serious", "critical")]
+
+
+def test_the_waiting_clusters_pass_an_accessibility_scan_and_work_from_the_keyboard(open_dashboard, app):
+    with app.app_context():
+        db.session.execute(text("""
+            INSERT INTO alerts (title, body, severity, area, radius_m, kind, category, created_by, expires_at,
+                                public_push)
+            VALUES ('Harassment reports nearby', '3 harassment reports from 3 people within 300 m in 6 hours.',
+                    'warning', ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 300, 'cluster', 'harassment',
+                    'cluster-detection', now() + interval '6 hours', 'awaiting_confirmation')"""),
+            {"lon": PECKHAM[0], "lat": PECKHAM[1]})
+        db.session.commit()
+        db.session.remove()
+    dashboard = open_dashboard("safety_team", viewport=(390, 844))  # a phone
+    dashboard.tab("Alerts")
+    page = dashboard.page
+    page.get_by_text("3 harassment reports from 3 people").wait_for()
+    assert serious_accessibility_violations(page, "#tab-alerts") == []
+    confirm = page.get_by_role("button", name="Push to commuters")
+    confirm.focus()
+    page.keyboard.press("Enter")
+    page.get_by_text("Confirmed: being pushed to commuters nearby.").wait_for()
     assert dashboard.problems == []
