@@ -145,7 +145,9 @@ def test_origins_that_would_bend_the_policy_stop_the_process(name, value):
 def test_the_dashboard_runs_signed_in_with_no_policy_violation_and_no_token_in_web_storage(watched, live_server):
     watched_page = watched()
     page = watched_page.page
-    page.goto(f"{live_server}/dashboard/")
+    answer = page.goto(f"{live_server}/dashboard/")
+    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    assert answer.headers["x-content-type-options"] == "nosniff" and answer.headers["referrer-policy"] == "no-referrer"
     page.select_option("#dev-role", "safety_team")
     page.click("#sign-in-button")
     page.wait_for_selector("body[data-ready=true]", timeout=20000)
@@ -181,7 +183,8 @@ def test_the_dashboard_with_firebase_sign_in_loads_its_sdk_with_no_policy_violat
 def test_the_api_docs_render_with_no_policy_violation(watched, live_server):
     watched_page = watched()
     page = watched_page.page
-    page.goto(f"{live_server}/api/docs")
+    answer = page.goto(f"{live_server}/api/docs")
+    assert "script-src 'self'" in answer.headers["content-security-policy"]
     page.locator(".opblock").first.wait_for(timeout=20000)
     assert page.locator(".opblock").count() > 30  # the operations, from /api/openapi.json
     assert watched_page.violations() == [] and watched_page.errors == []
