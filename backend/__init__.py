@@ -6,15 +6,14 @@ import importlib
 import importlib.util
 import logging
 
-import swagger_ui_bundle
-from flask import Flask, request, send_from_directory
+from flask import Flask, request
 from flask_smorest import abort
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import ServiceUnavailable
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from backend import auth, limits, logs, metrics
+from backend import auth, limits, logs, metrics, security
 from backend.config import Settings
 from backend.extensions import db, redis_conn
 from backend.http import Api
@@ -43,9 +42,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/api",
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="docs",
-        # Served from the installed swagger-ui-bundle package: no CDN at run time.
-        OPENAPI_SWAGGER_UI_URL="/api/docs/static/",
+        # The docs page (/api/docs) is backend/apidocs: Swagger UI without an inline script.
         API_SPEC_OPTIONS={
             "info": {"description": "The SafeTravel backend: reports, heatmaps, safe hubs, alerts, exports."},
             "servers": [{"url": "/"}],
@@ -59,6 +56,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     logs.init_app(app)
     limits.init_app(app)
     metrics.init_app(app)
+    security.init_app(app)
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)  # type: ignore[method-assign]
 
@@ -66,15 +64,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     api = Api(app)
     api.spec.components.security_scheme("firebase", auth.SECURITY_SCHEME)
     _register_blueprints(api)
+    from backend.apidocs import bp as api_docs
     from backend.dashboard.views import bp as dashboard
 
-    app.register_blueprint(dashboard)  # an HTML page, not part of the API document
+    app.register_blueprint(dashboard)  # HTML pages, not part of the API document
+    app.register_blueprint(api_docs)
     _register_request_hooks(app, api)
     _register_cli(app)
-
-    @app.get("/api/docs/static/<path:filename>")
-    def swagger_ui_static(filename: str):
-        return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)
 
     return app
 

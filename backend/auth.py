@@ -37,6 +37,8 @@ ANY_SIGNED_IN = ROLES
 
 GSS_CODE = re.compile(r"^[EWSN]\d{8}$")
 CLOCK_SKEW_S = 60
+# Firebase ID tokens live exactly an hour; the app refreshes them. A longer one was not made by Google.
+MAX_TOKEN_LIFETIME_S = 3600
 FIREBASE_APP_NAME = "safetravel"
 
 SECURITY_SCHEME = {
@@ -147,14 +149,19 @@ def verify(token: str, fb_app: firebase_admin.App) -> dict[str, Any]:
               headers={"Retry-After": "5"})
     except (firebase_auth.InvalidIdTokenError, ValueError) as exc:
         abort(401, message=f"The ID token is not valid: {exc}")
-    # The emulator path skips time checks; keep them so that tests and development behave like
-    # production (an expired or not-yet-valid token is refused everywhere).
+    # The emulator path skips time checks; keep them, as Google's tokens would pass them, so that tests
+    # and development behave like production: an expired, not-yet-valid or over-long token is refused.
     now = time.time()
-    exp, iat = claims.get("exp"), claims.get("iat")
+    exp, iat, nbf = claims.get("exp"), claims.get("iat"), claims.get("nbf")
     if not isinstance(exp, (int, float)) or exp < now - CLOCK_SKEW_S:
         abort(401, message="The ID token has expired: refresh it and try again.")
     if not isinstance(iat, (int, float)) or iat > now + CLOCK_SKEW_S:
         abort(401, message="The ID token was issued in the future; check the device clock.")
+    if exp - iat > MAX_TOKEN_LIFETIME_S:
+        abort(401, message=f"The ID token is valid for longer than Firebase's {MAX_TOKEN_LIFETIME_S // 60} minutes: "
+                           "it was not issued by Firebase.")
+    if nbf is not None and (not isinstance(nbf, (int, float)) or nbf > now + CLOCK_SKEW_S):
+        abort(401, message="The ID token is not valid yet (nbf); check the device clock.")
     return claims
 
 

@@ -64,6 +64,29 @@ def _float(env: dict[str, str], name: str, default: float, minimum: float, maxim
 # The public heatmap's noise in development and tests; production must set a secret of its own.
 DEVELOPMENT_PUBLIC_NOISE_SECRET = "development-public-noise-secret-not-for-production"
 MIN_PUBLIC_NOISE_SECRET_CHARS = 32
+def _flag(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in ("1", "true", "yes", "0", "false", "no"):
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    return raw in ("1", "true", "yes")
+
+
+def _origins(env: dict[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of origins (``https://tiles.example.org``), checked: each becomes part of
+    a Content-Security-Policy, where a stray character would widen or break it."""
+    from urllib.parse import urlsplit
+
+    origins = []
+    for raw in filter(None, (part.strip() for part in (env.get(name) or "").split(","))):
+        parts = urlsplit(raw)
+        if parts.scheme not in ("https", "http") or not parts.netloc or parts.path not in ("", "/") \
+                or parts.query or parts.fragment or any(c in raw for c in " ;'\""):
+            raise ConfigError(f"{name}: {raw!r} is not an origin such as https://tiles.example.org")
+        origins.append(f"{parts.scheme}://{parts.netloc}")
+    return tuple(origins)
+
 
 RATE_LIMIT_SETTINGS = ("rate_limit_reports", "rate_limit_reports_ip", "rate_limit_devices", "rate_limit_devices_ip",
                        "rate_limit_exports", "rate_limit_exports_ip")
@@ -100,10 +123,14 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     max_batch_body_bytes: int = 4 * 1024 * 1024
     db_pool_size: int = 10
-    # Cluster detection (PRODUCT.md): this many reports of one category within this radius and time.
-    cluster_min_reports: int = 3
+    # Cluster detection (PRODUCT.md): reports of one category from this many different people within
+    # this radius and time (an account counts once, however many reports it sends).
+    cluster_min_reporters: int = 3
     cluster_radius_m: int = 300
     cluster_window_h: int = 6
+    # A cluster alert reaches staff devices at once; commuters only once a staff member confirms it,
+    # unless this is on (then one person's or a few colluding accounts' reports can push to the public).
+    cluster_auto_public_push: bool = False
     redis_timeout_s: float = 0.5
     # Council exports: where files are written (shared by the API and the workers), how long they are
     # kept, and how far a report may be from a street segment to count on it.
@@ -113,6 +140,9 @@ class Settings:
     # The dashboard: a MapLibre style URL for the basemap (none: a plain background with borough
     # outlines and Underground lines), and the Firebase web app's config for signing in.
     basemap_style_url: str | None = None
+    # Origins the basemap style loads tiles, glyphs and sprites from, besides the style's own: the
+    # dashboard's Content-Security-Policy allows these and no others (backend/security.py).
+    basemap_origins: tuple[str, ...] = ()
     # Abuse limits (limits' notation: "60/minute;1000/day"), per user and per client IP. A phone
     # flushing its offline queue sends one batch; a station's Wi-Fi puts many people behind one IP.
     rate_limits_enabled: bool = True
@@ -141,6 +171,9 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
         env = dict(os.environ if env is None else env)
         app_env = env.get("APP_ENV", "development")
+        if env.get("CLUSTER_MIN_REPORTS"):
+            raise ConfigError("CLUSTER_MIN_REPORTS is now CLUSTER_MIN_REPORTERS: a cluster needs this many different "
+                              "people, each counted once however many reports they send (docs/operations.md)")
         if _wants_emulator_default(env):
             env["FIREBASE_AUTH_EMULATOR_HOST"] = DEVELOPMENT_AUTH_EMULATOR_HOST
         if app_env not in APP_ENVS:
@@ -161,13 +194,15 @@ class Settings:
             db_pool_size=_int(env, "DB_POOL_SIZE", cls.db_pool_size, minimum=1),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024),
             max_batch_body_bytes=_int(env, "MAX_BATCH_BODY_BYTES", cls.max_batch_body_bytes, minimum=1024),
-            cluster_min_reports=_int(env, "CLUSTER_MIN_REPORTS", cls.cluster_min_reports, minimum=2),
+            cluster_min_reporters=_int(env, "CLUSTER_MIN_REPORTERS", cls.cluster_min_reporters, minimum=2),
+            cluster_auto_public_push=_flag(env, "CLUSTER_AUTO_PUBLIC_PUSH", cls.cluster_auto_public_push),
             cluster_radius_m=_int(env, "CLUSTER_RADIUS_M", cls.cluster_radius_m, minimum=10),
             cluster_window_h=_int(env, "CLUSTER_WINDOW_H", cls.cluster_window_h, minimum=1),
             export_dir=env.get("EXPORT_DIR") or cls.export_dir,
             export_ttl_days=_int(env, "EXPORT_TTL_DAYS", cls.export_ttl_days, minimum=1),
             street_match_m=_int(env, "STREET_MATCH_M", cls.street_match_m, minimum=1),
             basemap_style_url=env.get("BASEMAP_STYLE_URL") or None,
+            basemap_origins=_origins(env, "BASEMAP_ORIGINS"),
             rate_limits_enabled=env.get("RATE_LIMITS_ENABLED", "true").lower() not in ("0", "false", "no"),
             **{name: _limit(env, name.upper(), getattr(cls, name)) for name in RATE_LIMIT_SETTINGS},
             proxy_hops=_int(env, "PROXY_HOPS", cls.proxy_hops),
@@ -185,6 +220,12 @@ class Settings:
             self.tz
         except (ZoneInfoNotFoundError, ValueError):
             raise ConfigError(f"CITY_TIMEZONE is not a known time zone: {self.city_timezone!r}") from None
+        if self.basemap_style_url:
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(self.basemap_style_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc or any(c in self.basemap_style_url for c in " ;'\""):
+                raise ConfigError(f"BASEMAP_STYLE_URL must be an http(s) URL, got {self.basemap_style_url!r}")
         if self.is_production:
             if self.firebase_auth_emulator_host:
                 raise ConfigError(

@@ -134,6 +134,8 @@ class Api(flask_smorest.Api):
             payload["message"] = error.description
         else:
             payload["message"] = error.name
+        if "reason" in data:  # a stable code an app can show its own words for (docs/api.md)
+            payload["reason"] = data["reason"]
         headers.update(data.get("headers") or {})
         if error.code == 401:
             headers.setdefault("WWW-Authenticate", 'Bearer realm="safetravel"')

@@ -21,7 +21,7 @@ from backend.devtokens import emulator_token
 
 ANSWERED: list[str] = []
 IN_FLIGHT: dict[str, dict] = {}  # Idempotency-Key -> the request, until it is answered
-STAFF_TOKEN = emulator_token("load-staff", role="safety_team", lifetime_s=6 * 3600)
+STAFF_TOKEN = emulator_token("load-staff", role="safety_team")
 # Around central London, where the demo data is.
 WEST, SOUTH, EAST, NORTH = -0.25, 51.44, 0.05, 51.56
 
@@ -44,7 +44,7 @@ class Commuter(HttpUser):
     def on_start(self) -> None:
         self.rng = random.Random()
         self.uid = f"load-{uuid.uuid4().hex[:12]}"
-        self.headers = {"Authorization": f"Bearer {emulator_token(self.uid, lifetime_s=6 * 3600)}"}
+        self.headers = {"Authorization": f"Bearer {emulator_token(self.uid)}"}
         response = self.client.post("/api/v1/devices", name="POST /devices", headers=self.headers, json={
             "token": f"fcm-{uuid.uuid4().hex}-" + "x" * 100, "platform": "android", "radius_m": 1000,
             "location": {"type": "Point", "coordinates": somewhere(self.rng)}})

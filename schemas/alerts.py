@@ -7,7 +7,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, pre_dump, validate, validates, validates_schema
 
-from backend.alerts.models import SEVERITIES, STATUSES
+from backend.alerts.models import PUBLIC_PUSH, SEVERITIES, STATUSES
 from schemas.fields import LonLatArgsSchema, StrictInteger, Text, UtcDateTime
 from schemas.geojson import PointField, PolygonField
 
@@ -66,6 +66,14 @@ class AlertSchema(Schema):
     failed = fields.Integer()
     pruned = fields.Integer(metadata={"description": "Dead tokens removed"})
     created_at = UtcDateTime()
+    kind = fields.String(validate=validate.OneOf(("manual", "cluster")),
+                         metadata={"description": "manual (sent by staff) or cluster (cluster detection)"})
+    category = fields.String(allow_none=True, metadata={"description": "A cluster alert's report category"})
+    public_push = fields.String(validate=validate.OneOf(PUBLIC_PUSH), metadata={
+        "description": "The push to commuters: awaiting_confirmation (a cluster alert: staff devices only, until "
+                       "a staff member confirms it), due (the next fan-out targets them), done"})
+    confirmed_by = fields.String(allow_none=True, metadata={"description": "The staff member who confirmed it"})
+    confirmed_at = UtcDateTime(allow_none=True)
 
     @pre_dump
     def _area(self, alert: Any, **_: Any) -> dict[str, Any]:
@@ -77,13 +85,14 @@ class AlertSchema(Schema):
             if alert.safe_hub_id:
                 area["safe_hub_id"] = str(alert.safe_hub_id)
         return {**{k: getattr(alert, k) for k in ("id", "title", "body", "severity", "expires_at", "status",
-                                                   "targeted", "sent", "failed", "pruned", "created_at")},
+                                                   "targeted", "sent", "failed", "pruned", "created_at", "kind",
+                                                   "category", "public_push", "confirmed_by", "confirmed_at")},
                 "area": area}
 
 
 class NearbyAlertSchema(AlertSchema):
     class Meta:
-        exclude = ("targeted", "sent", "failed", "pruned", "status")
+        exclude = ("targeted", "sent", "failed", "pruned", "status", "public_push", "confirmed_by", "confirmed_at")
 
 
 class CircleArgsSchema(LonLatArgsSchema):

@@ -175,7 +175,8 @@ class BatchResultSchema(Schema):
 
     index = fields.Integer()
     client_id = fields.String(allow_none=True)
-    status = fields.Integer(metadata={"description": "201 created or replayed, 409 key reused, 422 invalid"})
+    status = fields.Integer(metadata={"description": "201 created or replayed, 409 key reused, 422 invalid, "
+                                                 "429 over the report rate limit (not stored: send it again later)"})
     report = fields.Nested(ReportSchema, allow_none=True)
     errors = fields.Dict(allow_none=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from backend import create_app
 from backend.config import ConfigError, Settings
 from backend.devserver import free_port
+from backend.devtokens import emulator_token
 from backend.extensions import db
 from tests.factories import report_body
 
@@ -114,3 +116,36 @@ def test_database_down_answers_503_with_retry_after_not_500(app_without_database
 def test_an_overlong_query_string_is_a_json_414(client, staff):
     response = client.get("/api/v1/heatmap?" + "&".join(["category=spiking"] * 300), headers=staff.headers())
     assert response.status_code == 414 and response.json["code"] == 414 and "4,096" in response.json["message"]
+
+
+# -- emulator tokens are checked as Google's would be (development behaves as production) ------------
+
+@pytest.mark.parametrize("claims, reason", [
+    ({"lifetime_s": 10 * 365 * 86400}, "longer than Firebase's 60 minutes"),
+    ({"lifetime_s": 3601}, "longer than Firebase's 60 minutes"),
+    ({"nbf": int(time.time()) + 600}, "not valid yet"),
+    ({"nbf": "soon"}, "not valid yet"),
+    ({"issued_at": time.time() - 7200}, "expired"),
+    ({"issued_at": time.time() + 600}, "issued in the future"),
+])
+def test_emulator_tokens_firebase_would_never_issue_are_refused(client, claims, reason):
+    token = emulator_token("odd-claims", **claims)
+    response = client.get("/api/v1/me/reports", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401 and reason in response.json["message"]
+
+
+def test_an_hour_long_emulator_token_with_a_past_nbf_is_accepted(client):
+    token = emulator_token("ordinary", lifetime_s=3600, nbf=int(time.time()) - 5)
+    assert client.get("/api/v1/me/reports", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def test_cluster_settings_come_from_the_environment_and_the_old_name_is_refused():
+    settings = Settings.from_env({"CLUSTER_MIN_REPORTERS": "5", "CLUSTER_AUTO_PUBLIC_PUSH": "true",
+                                  "BASEMAP_ORIGINS": "https://tiles.example.org, https://fonts.example.org:8443/"})
+    assert (settings.cluster_min_reporters, settings.cluster_auto_public_push) == (5, True)
+    assert settings.basemap_origins == ("https://tiles.example.org", "https://fonts.example.org:8443")
+    assert Settings.from_env({}).cluster_auto_public_push is False
+    with pytest.raises(ConfigError, match="CLUSTER_MIN_REPORTERS"):
+        Settings.from_env({"CLUSTER_MIN_REPORTS": "3"})
+    with pytest.raises(ConfigError, match="CLUSTER_AUTO_PUBLIC_PUSH"):
+        Settings.from_env({"CLUSTER_AUTO_PUBLIC_PUSH": "sometimes"})

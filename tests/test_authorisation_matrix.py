@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 import responses
+from sqlalchemy import text
 
 from backend.devtokens import b64url, emulator_claims
+from backend.extensions import db
 from tests.alerts.fcm import private_key_pem, service_account
 from tests.factories import CALLERS, PECKHAM, Caller, new_key, report_body
 
@@ -45,7 +47,7 @@ ALERT = {"title": "Station closed", "body": "Use the buses.", "severity": "info"
 EXPORT = {"kind": "lighting", "council": "E09000028", "from": "2026-01-01", "to": "2026-12-31", "format": "csv"}
 WHERE = "?lon=-0.0692&lat=51.474"
 
-#   method, path (with {report} {hub} {device} {alert} {export}), body, and the statuses:
+#   method, path (with {report} {hub} {device} {alert} {cluster_alert} {export}), body, and the statuses:
 #   anonymous, owner, other, council, other_council, safety_team, admin
 MATRIX: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("GET", "/healthz", None, ANY),
@@ -77,6 +79,8 @@ MATRIX: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("DELETE", "/api/v1/devices/{device}", None, (401, 204, 404, 404, 404, 404, 404)),
     ("POST", "/api/v1/alerts", "alert", (401, 403, 403, 403, 403, 202, 202)),
     ("GET", "/api/v1/alerts/{alert}", None, (401, 403, 403, 403, 403, 200, 200)),
+    ("GET", "/api/v1/alerts/awaiting-confirmation", None, (401, 403, 403, 403, 403, 200, 200)),
+    ("POST", "/api/v1/alerts/{cluster_alert}/confirm", None, (401, 403, 403, 403, 403, 202, 202)),
     ("GET", "/api/v1/alerts/nearby" + WHERE, None, (401, 200, 200, 200, 200, 200, 200)),
     ("GET", "/api/v1/alerts/circle" + WHERE + "&radius_m=500", None, (401, 403, 403, 403, 403, 200, 200)),
     ("POST", "/api/v1/exports", EXPORT, (401, 403, 403, 202, 403, 202, 202)),
@@ -114,6 +118,13 @@ def world(client) -> dict[str, str]:
         "hub": made("POST", "/api/v1/safe-hubs", HUB, staff, 201),
         "alert": made("POST", "/api/v1/alerts", {**ALERT, "expires_at": expires()}, staff, 202),
         "export": made("POST", "/api/v1/exports", EXPORT, council, 202),
+        "cluster_alert": str(db.session.scalar(text("""
+            INSERT INTO alerts (title, body, severity, area, radius_m, kind, category, created_by, expires_at,
+                                public_push)
+            VALUES ('Spiking reports nearby', '3 spiking reports from 3 people', 'urgent',
+                    ST_SetSRID(ST_MakePoint(-0.0692, 51.474), 4326), 300, 'cluster', 'spiking', 'cluster-detection',
+                    now() + interval '6 hours', 'awaiting_confirmation')
+            RETURNING id"""))),
     }
 
 
@@ -137,7 +148,7 @@ def test_the_matrix_covers_every_documented_operation(client):
     documented = {(method.upper(), path) for path, operations in document["paths"].items() for method in operations
                   if method in ("get", "post", "put", "patch", "delete")}
     placeholders = {"{report}": "{report_id}", "{hub}": "{hub_id}", "{device}": "{device_id}", "{alert}": "{alert_id}",
-                    "{export}": "{export_id}"}
+                    "{cluster_alert}": "{alert_id}", "{export}": "{export_id}"}
     covered = set()
     for method, path, _, _ in MATRIX:
         path = path.split("?")[0]

@@ -46,7 +46,62 @@ def test_the_batch_counts_against_the_same_limit(client, commuter, limits):
     batch = {"reports": [{**report_body(), "client_id": new_key()}]}
     assert post_report(client, commuter).status_code == 201
     assert client.post("/api/v1/reports/batch", json=batch, headers=commuter.headers()).status_code == 200
-    assert client.post("/api/v1/reports/batch", json=batch, headers=commuter.headers()).status_code == 429
+    assert client.post("/api/v1/reports/batch", json=batch_of(1), headers=commuter.headers()).status_code == 429
+
+
+def batch_of(n: int) -> dict:
+    return {"reports": [{**report_body(), "client_id": new_key()} for _ in range(n)]}
+
+
+def count_reports() -> int:
+    from sqlalchemy import text
+
+    from backend.extensions import db
+
+    return db.session.scalar(text("SELECT count(*) FROM reports"))
+
+
+def test_a_batch_of_100_meets_the_limit_at_the_61st_item(client, commuter, limits):
+    limits(rate_limit_reports="60/minute;1000/day")
+    batch = batch_of(100)
+    response = client.post("/api/v1/reports/batch", json=batch, headers=commuter.headers())
+    assert response.status_code == 200
+    statuses = [r["status"] for r in response.json["results"]]
+    assert statuses == [201] * 60 + [429] * 40
+    refused = response.json["results"][60]
+    assert (refused["index"], refused["client_id"], refused["report"]) == (60, batch["reports"][60]["client_id"], None)
+    assert "not stored" in refused["errors"]["_schema"][0]
+    assert 1 <= int(response.headers["Retry-After"]) <= 61
+    assert count_reports() == 60
+    # The allowance is spent: a single report and the next batch are refused as a whole.
+    assert post_report(client, commuter).status_code == 429
+    again = client.post("/api/v1/reports/batch", json={"reports": batch["reports"][60:]}, headers=commuter.headers())
+    assert again.status_code == 429 and 1 <= int(again.headers["Retry-After"]) <= 61
+    assert count_reports() == 60
+
+
+def test_single_reports_and_batch_items_draw_on_one_allowance(client, commuter, limits):
+    limits(rate_limit_reports="5/minute")
+    assert [post_report(client, commuter).status_code for _ in range(2)] == [201, 201]
+    response = client.post("/api/v1/reports/batch", json=batch_of(4), headers=commuter.headers())
+    assert [r["status"] for r in response.json["results"]] == [201, 201, 201, 429]
+
+
+def test_batch_items_count_against_the_addresss_limit_too(client, limits):
+    limits(rate_limit_reports="100/minute", rate_limit_reports_ip="10/minute")
+    first = client.post("/api/v1/reports/batch", json=batch_of(8), headers=Caller("phone-a").headers(),
+                        environ_base={"REMOTE_ADDR": "192.0.2.9"})
+    second = client.post("/api/v1/reports/batch", json=batch_of(8), headers=Caller("phone-b").headers(),
+                         environ_base={"REMOTE_ADDR": "192.0.2.9"})
+    assert [r["status"] for r in first.json["results"]] == [201] * 8
+    assert [r["status"] for r in second.json["results"]] == [201] * 2 + [429] * 6
+
+
+def test_a_batch_is_accepted_while_the_limits_redis_is_down(client, commuter, disposable_redis, limits):
+    limits(rate_limit_reports="100/minute")
+    disposable_redis.stop()
+    response = client.post("/api/v1/reports/batch", json=batch_of(3), headers=commuter.headers())
+    assert [r["status"] for r in response.json["results"]] == [201] * 3
 
 
 def test_one_address_over_its_limit_gets_429_whoever_signs_in(client, limits):

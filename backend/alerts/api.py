@@ -10,6 +10,7 @@ from flask_smorest import abort
 from shapely.geometry import Point
 
 from backend.alerts import sending as service
+from backend.audit import service as audit
 from backend.auth import ANY_SIGNED_IN, STAFF, current_principal, requires
 from backend.extensions import db
 from backend.geo import circle
@@ -38,6 +39,19 @@ class Alerts(MethodView):
             abort(422, errors={"area": {"safe_hub_id": ["no such safe hub"]}})
         db.session.commit()
         return alert, 202, {"Location": f"/api/v1/alerts/{alert.id}"}
+
+
+@blp.route("/alerts/awaiting-confirmation")
+class AlertsAwaitingConfirmation(MethodView):
+    @requires(*STAFF)
+    @blp.response(200, AlertSchema(many=True))
+    def get(self):
+        """Cluster alerts waiting for a staff member before they reach commuters (staff), newest first
+
+        Not expired, at most 100. Each has been pushed to the safety team's devices; `POST
+        /alerts/{id}/confirm` pushes it to the opted-in commuters inside its area.
+        """
+        return service.alerts_awaiting_confirmation()
 
 
 @blp.route("/alerts/nearby")
@@ -77,3 +91,35 @@ class AlertById(MethodView):
         if alert is None:
             abort(404, message="No such alert.")
         return alert
+
+
+@blp.route("/alerts/<uuid:alert_id>/confirm")
+class AlertConfirmation(MethodView):
+    @requires(*STAFF)
+    @blp.response(202, AlertSchema)
+    @blp.alt_response(200, schema=AlertSchema, description="Already confirmed: nothing more is sent")
+    @blp.alt_response(404, description="No such alert")
+    @blp.alt_response(409, description="Nothing to confirm (not a cluster alert waiting), or the alert has expired")
+    def post(self, alert_id: uuid.UUID):
+        """Confirm a cluster alert's push to commuters (staff): answered 202, sent by a worker
+
+        A cluster alert reaches the safety team's devices at once and commuters only after this
+        (unless the deployment pushes automatically). The opted-in commuters inside its area are then
+        sent it once; staff devices already reached are not sent to again. Confirming twice answers
+        200 and sends nothing more.
+        """
+        principal = current_principal()
+        try:
+            confirmed = service.confirm_public_push(alert_id, principal.uid)
+        except service.NothingToConfirm:
+            abort(409, message="This alert is not a cluster alert waiting for confirmation: nothing to confirm.",
+                  errors={"public_push": ["is not awaiting_confirmation"]})
+        except service.AlertExpired:
+            abort(409, message="This alert has expired: it is no longer pushed.", errors={"expires_at": ["is past"]})
+        if confirmed is None:
+            abort(404, message="No such alert.")
+        alert, changed = confirmed
+        if changed:
+            audit.record(principal, "alert.confirmed", "alert", alert.id)
+        db.session.commit()
+        return alert, 202 if changed else 200, {"Location": f"/api/v1/alerts/{alert.id}"}

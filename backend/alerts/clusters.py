@@ -1,5 +1,10 @@
-"""Cluster detection: several reports of one category near one place within hours make a cluster,
-announced once by a cluster alert (PRODUCT.md defaults: 3 or more within 300 m and 6 hours).
+"""Cluster detection: reports of one category from several people near one place within hours make a
+cluster, announced once by a cluster alert (PRODUCT.md defaults: 3 or more within 300 m and 6 hours).
+
+People, not reports: an account counts once however many reports it sends (``CLUSTER_MIN_REPORTERS``
+different reporters), so one account cannot make the platform push. The alert reaches the safety
+team's devices at once; commuters only once a staff member confirms it (``confirm_cluster_alert``),
+unless the deployment turns ``CLUSTER_AUTO_PUBLIC_PUSH`` on.
 
 It runs as the handler of ``report.created`` for the categories it knows (alerts/handlers.py), in
 the outbox task's transaction: a report counted into a cluster is counted once.
@@ -20,7 +25,7 @@ from typing import Any
 
 import shapely
 from geoalchemy2.shape import from_shape
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 
 from backend.alerts.models import Alert, Cluster, ClusterReport
@@ -46,7 +51,7 @@ _NEARBY_CONDITION = """
     AND ST_DWithin(location::geography, ST_GeomFromWKB(:location, 4326)::geography, :radius_m)
 """
 _NEARBY_REPORTS = text(f"""
-    SELECT count(*) AS n, min(occurred_at) AS first_at, max(occurred_at) AS last_at,
+    SELECT count(*) AS n, count(DISTINCT author_id) AS reporters, min(occurred_at) AS first_at, max(occurred_at) AS last_at,
            ST_AsBinary(ST_Centroid(ST_Collect(location))) AS centre
     FROM reports WHERE {_NEARBY_CONDITION}
 """)
@@ -59,12 +64,18 @@ _KNOWN_CLUSTER = text("""
     ORDER BY last_at DESC LIMIT 1
 """)
 
+_CLUSTER_COUNTS = text("""
+    SELECT count(*) AS n, count(DISTINCT r.author_id) AS reporters
+    FROM cluster_reports cr JOIN reports r ON r.id = cr.report_id WHERE cr.cluster_id = :cluster_id
+""")
+
 
 def check_cluster_for_report(report_id: str) -> str | None:
-    """After a spiking or harassment report: is there now a cluster (PRODUCT.md defaults: 3 or more
-    reports of one category within 300 m and 6 hours)? A new cluster gets exactly one alert, pushed to
-    the safety team and to opted-in commuters inside it; a report in a known cluster updates it and its
-    alert, and pushes nothing. Runs in its outbox task's transaction. Returns what it did."""
+    """After a spiking or harassment report: is there now a cluster (reports of one category from 3 or
+    more different people within 300 m and 6 hours)? A new cluster gets exactly one alert, pushed to
+    the safety team (and, once confirmed or with automatic public pushes, to opted-in commuters inside
+    it); a report in a known cluster updates it and its alert, and pushes nothing. Runs in its outbox
+    task's transaction. Returns what it did."""
     settings = current_settings()
     report = db.session.execute(
         text("SELECT category, ST_AsBinary(location) AS location, occurred_at FROM reports WHERE id = :id"),
@@ -81,15 +92,15 @@ def check_cluster_for_report(report_id: str) -> str | None:
         cluster = db.session.get(Cluster, known.id)
         db.session.execute(insert(ClusterReport).values(cluster_id=cluster.id, report_id=report_id)
                            .on_conflict_do_nothing())
-        cluster.report_count = db.session.scalar(
-            select(func.count()).select_from(ClusterReport).where(ClusterReport.cluster_id == cluster.id))
+        counts = db.session.execute(_CLUSTER_COUNTS, {"cluster_id": cluster.id}).one()
+        cluster.report_count = counts.n
         cluster.first_at = min(cluster.first_at, report.occurred_at)
         cluster.last_at = max(cluster.last_at, report.occurred_at)
         cluster.updated_at = datetime.now(timezone.utc)
         # Its alert stays as it was made: a change would tell its readers about this one report.
         return "updated"
     nearby = db.session.execute(_NEARBY_REPORTS, params).one()
-    if nearby.n < settings.cluster_min_reports:
+    if nearby.reporters < settings.cluster_min_reporters:
         return None
     word, severity = CLUSTER_WORDS[report.category]
     centre_point = shapely.from_wkb(bytes(nearby.centre))
@@ -99,6 +110,7 @@ def check_cluster_for_report(report_id: str) -> str | None:
     alert = Alert(title=f"{word} reports nearby", body=_cluster_text(report.category, radius_m, settings),
                   severity=severity, area=from_shape(shapely.Point(lon, lat), srid=4326), radius_m=radius_m,
                   kind="cluster", category=report.category, created_by="cluster-detection", created_at=made_at,
+                  public_push="due" if settings.cluster_auto_public_push else "awaiting_confirmation",
                   expires_at=made_at + timedelta(hours=settings.cluster_window_h + 1))
     db.session.add(alert)
     db.session.flush()
@@ -111,7 +123,8 @@ def check_cluster_for_report(report_id: str) -> str | None:
         SELECT :cluster_id, id FROM reports WHERE {_NEARBY_CONDITION}
     """), {**params, "cluster_id": cluster.id})
     outbox.publish(ALERT_CREATED, {"alert_id": str(alert.id)})
-    log.info("new %s cluster of %d reports: alert %s", report.category, nearby.n, alert.id)
+    log.info("new %s cluster of %d reports from %d people: alert %s (%s)", report.category, nearby.n,
+             nearby.reporters, alert.id, alert.public_push)
     return "created"
 
 

@@ -11,3 +11,6 @@ subscribe("alert.created", send_alert, task="alerts.send", queue=queues.ALERTS,
           commits_on_its_own="a batch of up to 500 pushes is committed as FCM answers it, so that a retry "
                              "resumes after the last recorded batch; a device whose delivery is recorded is "
                              "never sent to again (alert_deliveries)")
+subscribe("alert.confirmed", send_alert, task="alerts.send_confirmed", queue=queues.ALERTS,
+          commits_on_its_own="the same fan-out as alerts.send: the staff devices the first fan-out recorded are not "
+                             "sent to again, and commuters are targeted once (alerts.public_push)")

@@ -12,6 +12,9 @@ from backend.extensions import Base
 
 SEVERITIES = ("info", "warning", "urgent")
 STATUSES = ("queued", "sending", "sent", "failed")
+# Where an alert's push to commuters stands (migration 0011): a cluster alert waits for a staff
+# member's confirmation unless the deployment pushes automatically; the fan-out then targets them once.
+PUBLIC_PUSH = ("awaiting_confirmation", "due", "done")
 
 
 class Alert(Base):
@@ -35,9 +38,14 @@ class Alert(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("clock_timestamp()"))
     kind: Mapped[str] = mapped_column(String(16), server_default="manual")
     category: Mapped[str | None] = mapped_column(String(32))
+    public_push: Mapped[str] = mapped_column(String(32), server_default="due")
+    confirmed_by: Mapped[str | None] = mapped_column(String(128))
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         CheckConstraint("kind IN ('manual', 'cluster')", name="ck_alerts_kind"),
+        CheckConstraint("public_push IN ('awaiting_confirmation', 'due', 'done')", name="ck_alerts_public_push"),
+        Index("ix_alerts_awaiting_confirmation", "created_at", postgresql_where=text("public_push = 'awaiting_confirmation'")),
         CheckConstraint("severity IN ('info', 'warning', 'urgent')", name="ck_alerts_severity"),
         CheckConstraint("status IN ('queued', 'sending', 'sent', 'failed')", name="ck_alerts_status"),
         CheckConstraint("GeometryType(area) = 'POLYGON' OR (GeometryType(area) = 'POINT' AND radius_m > 0)",

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 # What this domain announces (backend/outbox/registry.py): its own handlers send the alert.
 ALERT_CREATED = "alert.created"
+ALERT_CONFIRMED = "alert.confirmed"
 
 
 class TransientFailures(Exception):
@@ -51,6 +52,14 @@ class AlertBeingSent(Exception):
 
 
 class UnknownHub(ValueError):
+    pass
+
+
+class NothingToConfirm(Exception):
+    """The alert is not a cluster alert waiting for a person (a manual alert, or one already pushed)."""
+
+
+class AlertExpired(Exception):
     pass
 
 
@@ -80,6 +89,37 @@ def get_alert(alert_id: uuid.UUID) -> Alert | None:
     return db.session.get(Alert, alert_id)
 
 
+def confirm_public_push(alert_id: uuid.UUID, staff_uid: str) -> tuple[Alert, bool] | None:
+    """A staff member confirms a cluster alert: its push to commuters is due, and a second fan-out
+    (``alert.confirmed``) targets them; the staff devices already reached are not sent to again.
+    Returns the alert and whether this call confirmed it (False: already confirmed, nothing done);
+    None if there is no such alert."""
+    # The row lock orders this against a fan-out reading public_push (_send_locked).
+    alert = db.session.get(Alert, alert_id, with_for_update=True, populate_existing=True)
+    if alert is None:
+        return None
+    if alert.confirmed_at is not None:
+        return alert, False
+    if alert.public_push != "awaiting_confirmation":
+        raise NothingToConfirm()
+    if alert.expires_at <= datetime.now(timezone.utc):
+        raise AlertExpired()
+    now = datetime.now(timezone.utc)
+    alert.public_push, alert.confirmed_by, alert.confirmed_at = "due", staff_uid, now
+    alert.status, alert.updated_at = "queued", now
+    db.session.flush()
+    outbox.publish(ALERT_CONFIRMED, {"alert_id": str(alert.id)})
+    return alert, True
+
+
+def alerts_awaiting_confirmation(now: datetime | None = None) -> list[Alert]:
+    """Cluster alerts not yet pushed to commuters and not expired, newest first."""
+    return list(db.session.scalars(
+        select(Alert).where(Alert.public_push == "awaiting_confirmation",
+                            Alert.expires_at > (now or datetime.now(timezone.utc)))
+        .order_by(Alert.created_at.desc()).limit(100)))
+
+
 # Devices a manual alert reaches: those whose owners asked for alerts within radius_m of them, and
 # whose (coarse) location is that close to the alert's area. Each device's interest box is indexed,
 # so the index returns only devices that can be reached, whatever their radius.
@@ -93,8 +133,8 @@ TARGET_MANUAL_SELECT = f"""
     WHERE a.id = :alert_id
 """
 _TARGET_MANUAL = text(f"INSERT INTO alert_deliveries (alert_id, device_id) {TARGET_MANUAL_SELECT} ON CONFLICT DO NOTHING")
-# A cluster alert reaches the safety team's devices, wherever they are, and the commuters who opted in
-# to its category and are inside the cluster's radius.
+# A cluster alert reaches the safety team's devices, wherever they are, and (once its public push is
+# confirmed, or automatic) the commuters who opted in to its category and are inside the cluster's radius.
 _TARGET_CLUSTER = text("""
     INSERT INTO alert_deliveries (alert_id, device_id)
     SELECT a.id, d.id FROM alerts a JOIN devices d ON d.audience = 'staff' WHERE a.id = :alert_id
@@ -102,7 +142,7 @@ _TARGET_CLUSTER = text("""
     SELECT a.id, d.id FROM alerts a
     JOIN devices d ON d.location IS NOT NULL AND a.category = ANY(d.categories)
         AND ST_DWithin(d.location::geography, a.area::geography, a.radius_m)
-    WHERE a.id = :alert_id
+    WHERE a.id = :alert_id AND CAST(:commuters AS boolean)
     ON CONFLICT DO NOTHING
 """)
 
@@ -156,9 +196,11 @@ def _payload(alert: Alert) -> dict[str, str]:
 
 def send_alert(alert_id: str, batch: int = notifiers.MAX_BATCH) -> dict[str, int]:
     """Send an alert to each of its devices once; safe to run again after any failure (a push is
-    repeated only when its worker died with it in flight, and then under the same collapse id)."""
+    repeated only when its worker died with it in flight, and then under the same collapse id).
+    Handles ``alert.created`` and ``alert.confirmed``: the second targets the commuters a confirmed
+    cluster alert now reaches; devices already recorded are not sent to again."""
     alert = db.session.get(Alert, uuid.UUID(alert_id))
-    if alert is None or alert.status == "sent":
+    if alert is None or (alert.status == "sent" and alert.public_push != "due"):
         return {}
     with _send_lock(alert.id) as held:
         if not held:
@@ -185,8 +227,15 @@ def _send_lock(alert_id: uuid.UUID) -> Iterator[bool]:
 def _send_locked(alert: Alert, batch: int) -> dict[str, int]:
     session = db.session
     alert_id = str(alert.id)
-    session.execute(update(Alert).where(Alert.id == alert.id).values(status="sending"))
-    session.execute(_TARGET_CLUSTER if alert.kind == "cluster" else _TARGET_MANUAL, {"alert_id": alert.id})
+    # The row lock orders this against a confirmation (confirm_public_push): commuters are targeted by
+    # the run that sees their push due, and marked done in the same commit.
+    public_push = session.scalar(select(Alert.public_push).where(Alert.id == alert.id).with_for_update())
+    session.execute(update(Alert).where(Alert.id == alert.id).values(
+        status="sending", public_push="done" if public_push == "due" else public_push))
+    if alert.kind == "cluster":
+        session.execute(_TARGET_CLUSTER, {"alert_id": alert.id, "commuters": public_push != "awaiting_confirmation"})
+    else:
+        session.execute(_TARGET_MANUAL, {"alert_id": alert.id})
     # Under the lock, a delivery still 'sending' was handed to FCM by a worker that died before it
     # recorded the answer: in doubt, so sent again (same collapse id). Transient failures are due again too.
     in_doubt = session.scalar(text("SELECT count(*) FROM alert_deliveries WHERE alert_id = :a AND status = 'sending'"),
@@ -246,7 +295,7 @@ def _send_locked(alert: Alert, batch: int) -> dict[str, int]:
 
 _NEARBY = text("""
     SELECT id FROM alerts
-    WHERE expires_at > :now
+    WHERE expires_at > :now AND public_push <> 'awaiting_confirmation'  -- not public until a person confirms
       AND ST_DWithin(area::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography, coalesce(radius_m, 0))
     ORDER BY created_at DESC
     LIMIT 100
@@ -254,7 +303,7 @@ _NEARBY = text("""
 
 
 def active_alerts_at(lon: float, lat: float, now: datetime | None = None) -> list[Alert]:
-    """Active alerts whose area covers a point, newest first."""
+    """Active alerts whose area covers a point, newest first (cluster alerts once confirmed)."""
     ids = db.session.scalars(_NEARBY, {"lon": lon, "lat": lat, "now": now or datetime.now(timezone.utc)}).all()
     alerts = {a.id: a for a in db.session.scalars(select(Alert).where(Alert.id.in_(ids)))}
     return [alerts[i] for i in ids]

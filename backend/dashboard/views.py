@@ -7,7 +7,7 @@ from pathlib import Path
 
 from flask import Blueprint, abort, jsonify, redirect, render_template, request, send_from_directory, url_for
 
-from backend.auth import COUNCIL, GSS_CODE, ROLES
+from backend.auth import COUNCIL, GSS_CODE, MAX_TOKEN_LIFETIME_S, ROLES
 from backend.config import current_settings
 from backend.devtokens import emulator_token
 
@@ -67,5 +67,5 @@ def dev_sign_in():
     uid = f"dev-{role}" + (f"-{council}" if role == COUNCIL else "")
     token = emulator_token(uid, project_id=current_settings().firebase_project_id,
                            role=None if role == "commuter" else role, council=council if role == COUNCIL else None,
-                           lifetime_s=12 * 3600)
+                           lifetime_s=MAX_TOKEN_LIFETIME_S)
     return jsonify(token=token, uid=uid, role=role, council=council if role == COUNCIL else None)

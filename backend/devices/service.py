@@ -1,9 +1,16 @@
-"""Device registration. Locations are stored coarse: snapped to a grid of about 100 m."""
+"""Device registration. Locations are stored coarse: snapped to a grid of about 100 m.
+
+Re-registering a known FCM token moves the device to the caller (the token is the phone's secret:
+whoever holds it is on that phone). A move between accounts is returned for the audit log; the
+previous account's app is told on its next PATCH or DELETE (``moved_away``); a staff device never
+moves to an account that is not staff, so that nobody takes a phone out of the safety team's alerts.
+"""
 
 from __future__ import annotations
 
 import math
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,6 +25,10 @@ from backend.geo import METRES_PER_DEGREE_LAT
 from backend.users.service import IDENTITY_CTE, find_user_id
 
 COARSE_M = 100.0
+
+
+class StaffDevice(Exception):
+    """The token is a staff device's, and the caller's account is not staff."""
 
 
 def coarse(point: Point) -> Point:
@@ -39,6 +50,8 @@ _UPSERT = text(f"""
     SELECT identity.id, :token, :platform, :audience, ST_GeomFromWKB(:location, 4326), :radius_m, :categories
     FROM identity
     ON CONFLICT (token) DO UPDATE SET
+        previous_user_id = CASE WHEN devices.user_id <> EXCLUDED.user_id THEN devices.user_id
+                                ELSE devices.previous_user_id END,
         user_id = EXCLUDED.user_id, platform = EXCLUDED.platform, audience = EXCLUDED.audience,
         location = EXCLUDED.location, radius_m = EXCLUDED.radius_m, categories = EXCLUDED.categories,
         updated_at = clock_timestamp()
@@ -46,9 +59,27 @@ _UPSERT = text(f"""
 """)
 
 
-def register(principal: Principal, data: dict[str, Any]) -> tuple[Device, bool]:
+# The token's current owner, locked until the caller commits: a move is decided on what it replaces.
+_OWNER = text("""
+    SELECT d.user_id, d.audience, u.firebase_uid FROM devices d JOIN users u ON u.id = d.user_id
+    WHERE d.token = :token FOR UPDATE OF d
+""")
+
+
+@dataclass(frozen=True)
+class Registration:
+    device: Device
+    created: bool
+    moved_from_uid: str | None  # the account the token was taken from, if it moved between accounts
+
+
+def register(principal: Principal, data: dict[str, Any]) -> Registration:
     """Register a token for the caller, or update it (and move it to the caller) if it is known.
-    Returns the device and whether it is new."""
+    Raises StaffDevice when a staff device's token is re-registered by an account that is not staff."""
+    owner = db.session.execute(_OWNER, {"token": data["token"]}).one_or_none()
+    moved_from_uid = owner.firebase_uid if owner is not None and owner.firebase_uid != principal.uid else None
+    if moved_from_uid is not None and owner.audience == "staff" and not principal.is_staff:
+        raise StaffDevice()
     params = {
         "uid": principal.uid, "token": data["token"], "platform": data["platform"],
         "audience": "staff" if principal.is_staff else "commuter",
@@ -60,13 +91,21 @@ def register(principal: Principal, data: dict[str, Any]) -> tuple[Device, bool]:
         if row is not None:
             break
     db.session.flush()
-    return db.session.get(Device, row.id), row.created
+    return Registration(db.session.get(Device, row.id, populate_existing=True), row.created, moved_from_uid)
 
 
 def own_device(principal: Principal, device_id: uuid.UUID) -> Device | None:
     user_id = find_user_id(principal.uid)
     device = db.session.get(Device, device_id)
     return device if device is not None and device.user_id == user_id else None
+
+
+def moved_away(principal: Principal, device_id: uuid.UUID) -> bool:
+    """Was this device the caller's until its token was registered on another account?"""
+    user_id = find_user_id(principal.uid)
+    device = db.session.get(Device, device_id)
+    return user_id is not None and device is not None and device.previous_user_id == user_id \
+        and device.user_id != user_id
 
 
 def update(device: Device, changes: dict[str, Any]) -> Device:

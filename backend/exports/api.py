@@ -90,5 +90,8 @@ class ExportDownload(MethodView):
                   headers={"Retry-After": "5"})
         service.record_download(current_principal(), export)
         db.session.commit()
-        return send_file(path, mimetype=writers.MEDIA_TYPES[export.format], as_attachment=True,
-                         download_name=export.file_name, max_age=0, conditional=False)
+        response = send_file(path, mimetype=writers.MEDIA_TYPES[export.format], as_attachment=True,
+                             download_name=export.file_name, conditional=False)
+        # A council's file: kept by no shared cache, and by the browser only as the download itself.
+        response.headers["Cache-Control"] = "private, no-store"
+        return response

@@ -71,7 +71,7 @@ class HeatmapReporter(Base):
 
 class HeatmapPublicUnit(Base):
     """One person's reports in a published unit of the public heatmap: a public cell, a local ISO week
-    (its Monday) and a category (migration 0015; backend/heatmap/publishing.py)."""
+    (its Monday) and a category (migration 0010; backend/heatmap/publishing.py)."""
 
     __tablename__ = "heatmap_public_units"
 
@@ -96,7 +96,7 @@ COUNCIL_CUBE = ("council", *CUBE)
 
 
 class HeatmapCouncilCell(_CouncilCube, Base):
-    """What lies inside each council's area, per cell, local day and hour, category and mode (0015)."""
+    """What lies inside each council's area, per cell, local day and hour, category and mode (0010)."""
 
     __tablename__ = "heatmap_council_cells"
     __table_args__ = (PrimaryKeyConstraint(*COUNCIL_CUBE, name="heatmap_council_cells_pkey"),)

@@ -50,6 +50,8 @@ EVENTS: dict[str, Event] = {e.name: e for e in (
           payload=("user_id",)),
     Event("alert.created", "alerts", "an alert was recorded (by the safety team or by cluster detection)",
           payload=("alert_id",)),
+    Event("alert.confirmed", "alerts", "a staff member confirmed a cluster alert's push to commuters",
+          payload=("alert_id",)),
     Event("export.requested", "exports", "a council export was requested", payload=("export_id",)),
 )}
 

@@ -14,7 +14,7 @@ from backend.audit import service as audit
 from backend.auth import ANY_SIGNED_IN, COUNCIL, STAFF, current_principal, requires
 from backend.extensions import db
 from backend.http import Blueprint, raw_json
-from backend.limits import limited
+from backend.limits import limited, take_allowance
 from backend.reports import service
 from schemas.reports import (
     BatchInSchema,
@@ -107,8 +107,7 @@ class ReportBatch(MethodView):
     max_body_setting = "max_batch_body_bytes"  # a larger body than the default: 100 reports with routes
 
     @requires(*ANY_SIGNED_IN)
-    @limited("reports")
-    @blp.alt_response(429, description="Too many reports from this user or address (Retry-After says when to retry)")
+    @blp.alt_response(429, description="No report of the batch fits the rate limit now (Retry-After says when to retry)")
     @blp.arguments(BatchInSchema())
     @blp.response(200, BatchOutSchema)
     def post(self, data: dict[str, Any]):
@@ -116,11 +115,17 @@ class ReportBatch(MethodView):
 
         Each item is a report plus its `client_id` (a UUID serving as its idempotency key). The
         answer has one result per item, in order: 201 with the report (also for a replay), 409 if
-        the `client_id` was used for a different report, 422 with the item's errors. One bad item
-        does not sink the others.
+        the `client_id` was used for a different report, 422 with the item's errors, 429 if the item
+        was over the report rate limit (not stored: keep it queued and send it again after
+        `Retry-After` seconds). Each item counts against the rate limit as one `POST /reports` does.
+        One bad item does not sink the others.
         """
+        allowance = take_allowance("reports", len(data["reports"]))
+        if allowance.granted == 0:
+            abort(429, message="Too many reports from this account or address; retry after Retry-After seconds.",
+                  headers={"Retry-After": str(allowance.retry_after_s)})
         items = []
-        for index, raw in enumerate(data["reports"]):
+        for index, raw in enumerate(data["reports"][:allowance.granted]):
             try:
                 loaded = _batch_item_schema.load(raw)
             except ValidationError as err:
@@ -133,11 +138,18 @@ class ReportBatch(MethodView):
             items.append(service.BatchItem(index, client_id, loaded, fingerprint))
         outcomes = service.create_batch(current_principal().uid, items)
         db.session.commit()
-        return {"results": [
+        results = [
             {"index": o.index, "client_id": str(o.client_id) if o.client_id else None, "status": o.status,
              "report": o.report, "errors": o.errors}
             for o in outcomes
-        ]}
+        ]
+        for index, raw in enumerate(data["reports"][allowance.granted:], start=allowance.granted):
+            client_id = raw.get("client_id") if isinstance(raw.get("client_id"), str) else None
+            results.append({"index": index, "client_id": client_id, "status": 429, "report": None, "errors": {
+                "_schema": [f"over the report rate limit: not stored; send it again after {allowance.retry_after_s} "
+                            "seconds"]}})
+        headers = {"Retry-After": str(allowance.retry_after_s)} if allowance.retry_after_s else {}
+        return {"results": results}, 200, headers
 
 
 @blp.route("/reports/<uuid:report_id>")

@@ -9,6 +9,7 @@ from sqlalchemy import func, select, text
 
 from backend.devices.models import Device
 from backend.extensions import db
+from tests.factories import Caller
 
 URL = "/api/v1/devices"
 TOKEN = "fcm-token-" + "a" * 140
@@ -40,8 +41,42 @@ def test_reregistering_a_token_updates_it_and_moves_it_to_the_caller(client, com
     assert again.status_code == 200 and again.json["id"] == first["id"]
     assert again.json["radius_m"] == 300 and again.json["platform"] == "ios"
     assert db.session.scalar(select(func.count()).select_from(Device)) == 1
-    # The first owner no longer has it.
-    assert client.delete(f"{URL}/{first['id']}", headers=commuter.headers()).status_code == 404
+    # The first owner no longer has it, and is told why, with a code the app can show its own words for.
+    for method, body in (("patch", {"radius_m": 200}), ("delete", None)):
+        told = getattr(client, method)(f"{URL}/{first['id']}", json=body, headers=commuter.headers())
+        assert told.status_code == 404
+        assert told.json["reason"] == "registered_on_another_account"
+        assert "registered on another account" in told.json["message"]
+    # Anyone else asking about it learns nothing more than "no such device".
+    stranger = client.delete(f"{URL}/{first['id']}", headers=Caller("stranger").headers())
+    assert stranger.status_code == 404 and "reason" not in stranger.json
+
+
+def test_a_token_moving_between_accounts_is_written_to_the_audit_log(client, commuter, other_commuter):
+    first = client.post(URL, json=device(), headers=commuter.headers()).json
+    client.post(URL, json=device(radius_m=300), headers=commuter.headers())  # the same account: not a move
+    client.post(URL, json=device(), headers=other_commuter.headers())
+    entries = db.session.execute(text(
+        "SELECT actor_uid, action, subject_type, subject_id, details FROM audit_log WHERE action = 'device.moved'")).all()
+    assert [tuple(e) for e in entries] == [
+        (other_commuter.uid, "device.moved", "device", first["id"],
+         {"previous_owner": commuter.uid, "audience": "commuter"})]
+    assert TOKEN not in str(entries)  # the token itself is a secret: never in the log
+
+
+def test_a_staff_device_cannot_be_claimed_by_an_account_that_is_not_staff(client, staff, commuter):
+    mine = client.post(URL, json=device(), headers=staff.headers()).json
+    for caller in (commuter, Caller("council-x", "council", "E09000028")):
+        refused = client.post(URL, json=device(categories=[]), headers=caller.headers())
+        assert refused.status_code == 409 and refused.json["reason"] == "staff_device"
+        assert refused.json["errors"] == {"token": ["belongs to a staff device"]}
+    stored = db.session.execute(select(Device.audience, Device.categories)).one()
+    assert tuple(stored) == ("staff", ["spiking"])
+    assert client.patch(f"{URL}/{mine['id']}", json={"radius_m": 200}, headers=staff.headers()).status_code == 200
+    # Another staff account may take it (a shared team phone signed in by a colleague); it is audited.
+    colleague = Caller("colleague", "admin")
+    assert client.post(URL, json=device(), headers=colleague.headers()).status_code == 200
+    assert db.session.scalar(text("SELECT count(*) FROM audit_log WHERE action = 'device.moved'")) == 1
 
 
 def test_staff_devices_are_marked_for_the_safety_teams_alerts(client, staff):

@@ -139,7 +139,10 @@ def test_download_before_the_file_is_ready_answers_409_with_retry_after(client, 
 
 def test_requests_and_downloads_are_audited(client, southwark):
     status, _ = built(client, southwark, format="csv")
-    assert client.get(status["download_url"], headers=southwark.headers()).status_code == 200
+    download = client.get(status["download_url"], headers=southwark.headers())
+    assert download.status_code == 200
+    # A council's file is kept by no shared cache (nor stored by the browser beyond the download).
+    assert download.headers["Cache-Control"] == "private, no-store"
     entries = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
     assert [(e.action, e.actor_uid, e.actor_role, e.subject_id) for e in entries] == [
         ("export.requested", southwark.uid, "council", status["id"]),

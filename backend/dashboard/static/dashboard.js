@@ -91,17 +91,32 @@ function claimsOf(token) {
   return JSON.parse(atob(payload + "=".repeat((4 - (payload.length % 4)) % 4)));
 }
 
+// The token lives in this page's memory only: never in localStorage or sessionStorage, where any
+// script injected into the page could read it (docs/security.md). Reloading the page signs in again.
 function useToken(token) {
   const claims = claimsOf(token);
   state.token = token;
   state.user = { uid: claims.user_id || claims.sub, role: claims.role || "commuter", council: claims.council || null };
-  sessionStorage.setItem("safetravel-token", token);
 }
 
 function signOut() {
-  sessionStorage.removeItem("safetravel-token");
+  state.token = null;
   if (CONFIG.firebase && window.firebase) firebase.auth().signOut();
   location.reload();
+}
+
+// Development sign-in: an unsigned token for a role, an hour long like Firebase's, fetched again
+// five minutes before it expires (Firebase's SDK refreshes its own tokens the same way).
+async function devSignIn(role, council) {
+  const response = await fetch("/dashboard/dev-sign-in", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ role, council: role === "council" ? council : null }),
+  });
+  const data = await response.json();
+  if (!response.ok) throw new Error(data.message);
+  const refreshInMs = claimsOf(data.token).exp * 1000 - Date.now() - 5 * 60 * 1000;
+  setTimeout(() => devSignIn(role, council).then(useToken).catch(showError), Math.max(refreshInMs, 60000));
+  return data.token;
 }
 
 async function councilsFromMapData() {
@@ -135,14 +150,7 @@ function signIn() {
       try {
         let token;
         if (CONFIG.devSignIn) {
-          const role = $("#dev-role").value;
-          const response = await fetch("/dashboard/dev-sign-in", {
-            method: "POST", headers: { "Content-Type": "application/json" },
-            body: JSON.stringify({ role, council: role === "council" ? $("#dev-council").value : null }),
-          });
-          const data = await response.json();
-          if (!response.ok) throw new Error(data.message);
-          token = data.token;
+          token = await devSignIn($("#dev-role").value, $("#dev-council").value);
         } else {
           const credential = await firebase.auth().signInWithEmailAndPassword(form.email.value, form.password.value);
           token = await credential.user.getIdToken();
@@ -160,11 +168,11 @@ function signIn() {
 async function authenticate() {
   if (CONFIG.firebase) {
     firebase.initializeApp(CONFIG.firebase);
+    // The SDK keeps the signed-in user in memory only (not in IndexedDB or web storage).
+    await firebase.auth().setPersistence(firebase.auth.Auth.Persistence.NONE);
     // Firebase refreshes ID tokens hourly; keep the newest for the API and the map's tiles.
     firebase.auth().onIdTokenChanged(async (user) => { if (user) useToken(await user.getIdToken()); });
   }
-  const saved = sessionStorage.getItem("safetravel-token");
-  if (saved && claimsOf(saved).exp * 1000 > Date.now() + 60000) return useToken(saved);
   useToken(await signIn());
 }
 
@@ -235,8 +243,14 @@ function colourExpression() {
 }
 
 function drawLegend() {
-  $("#legend .legend-scale").innerHTML = state.stops.map((count, i) =>
-    `<span><i style="background:${COLOURS[i]}"></i>${count}${i === state.stops.length - 1 ? "+" : ""}</span>`).join("");
+  // Colours set through the DOM, not style attributes: the page's Content-Security-Policy forbids those.
+  $("#legend .legend-scale").replaceChildren(...state.stops.map((count, i) => {
+    const step = document.createElement("span");
+    const swatch = document.createElement("i");
+    swatch.style.background = COLOURS[i];
+    step.append(swatch, `${count}${i === state.stops.length - 1 ? "+" : ""}`);
+    return step;
+  }));
 }
 
 // The colours follow what is on screen: the darkest is the 95th percentile of the cells in view, so
@@ -252,6 +266,9 @@ function rescale() {
   state.map.setPaintProperty("heatmap", "fill-color", colourExpression());
   drawLegend();
 }
+
+// MapLibre's CSP build: its tile workers start from this file, so the page's policy needs no blob: workers.
+maplibregl.setWorkerUrl("/dashboard/static/vendor/maplibre-gl/maplibre-gl-csp-worker.js");
 
 function createMap() {
   const plain = {
@@ -517,6 +534,48 @@ async function watchAlert(id) {
   }
 }
 
+/* ---- cluster alerts waiting for a person -------------------------------------------------------- */
+
+// A cluster alert has reached the safety team's phones; commuters get it once a staff member has
+// looked at the cluster and confirmed it here (POST /alerts/{id}/confirm).
+async function loadWaitingClusters() {
+  const alerts = await api("/alerts/awaiting-confirmation");
+  const list = $("#clusters-waiting");
+  $("#clusters-waiting-none").hidden = alerts.length > 0;
+  list.replaceChildren(...alerts.map((a) => {
+    const item = document.createElement("li");
+    item.dataset.id = a.id;
+    const when = new Date(a.created_at).toLocaleTimeString("en-GB", { timeZone: state.meta.time_zone, hour: "2-digit", minute: "2-digit" });
+    item.innerHTML = `<div><strong>${escapeHtml(a.title)}</strong> <span class="badge" data-severity="${escapeHtml(a.severity)}">${escapeHtml(a.severity)}</span></div>
+      <p>${escapeHtml(a.body)}</p><p class="hint">Detected at ${escapeHtml(when)}; sent to the safety team.</p>
+      <div class="row"><button type="button" data-action="show">Show cluster on the map</button>
+      <button type="button" data-action="confirm">Push to commuters</button></div><p class="result" role="status"></p>`;
+    $("[data-action=show]", item).addEventListener("click", () => showCluster(a).catch(showError));
+    $("[data-action=confirm]", item).addEventListener("click", () => confirmCluster(a, item));
+    return item;
+  }));
+}
+
+async function showCluster(alert) {
+  const [lon, lat] = alert.area.center.coordinates;
+  const area = await api(`/alerts/circle?${new URLSearchParams({ lon, lat, radius_m: alert.area.radius_m })}`);
+  state.map.getSource("alert-area").setData({ type: "FeatureCollection", features: [{ type: "Feature", geometry: area.outline, properties: {} }] });
+  state.map.flyTo({ center: [lon, lat], zoom: 15 });
+}
+
+async function confirmCluster(alert, item) {
+  const button = $("[data-action=confirm]", item);
+  button.disabled = true;
+  try {
+    await api(`/alerts/${alert.id}/confirm`, { method: "POST" });
+    $(".result", item).textContent = "Confirmed: being pushed to commuters nearby.";
+    watchAlert(alert.id);
+  } catch (error) {
+    button.disabled = false;
+    $(".result", item).textContent = error instanceof ApiError ? error.detail() : error.message;
+  }
+}
+
 /* ---- exports ---------------------------------------------------------------------------------- */
 
 async function setUpExports() {
@@ -618,7 +677,10 @@ function selectTab(name) {
   $$(".tabs [role=tab]").forEach((b) => b.setAttribute("aria-selected", String(b.dataset.tab === name)));
   $$(".tab").forEach((t) => { t.hidden = t.id !== `tab-${name}`; });
   if (name === "triage") loadTriage().catch(showError);
-  if (name === "alerts") drawAlertArea();
+  if (name === "alerts") {
+    drawAlertArea();
+    loadWaitingClusters().catch(showError);
+  }
 }
 
 function mapClicked(lngLat) {

@@ -3,7 +3,7 @@ ISO week, category), for reports filed while their week could still change. And 
 heatmap: counts of what lies inside each council's area (a location inside it, the part of a route
 inside it), kept like the city's (live and retained counts).
 
-Revision ID: 0015
+Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-02
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0015"
+revision = "0010"
 down_revision = "0009"
 branch_labels = None
 depends_on = None
