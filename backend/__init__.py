@@ -11,10 +11,10 @@ from flask import Flask, request, send_from_directory
 from flask_smorest import abort
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from werkzeug.exceptions import ServiceUnavailable
+from werkzeug.exceptions import InternalServerError, ServiceUnavailable
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from backend import auth, limits, logs, metrics
+from backend import auth, limits, logs, metrics, transient
 from backend.config import Settings
 from backend.extensions import db, redis_conn
 from backend.http import Api
@@ -105,16 +105,31 @@ def _register_request_hooks(app: Flask, api: Api) -> None:
         if setting:
             request.max_content_length = getattr(settings, setting)
 
-    def _database_unavailable(exc: Exception):
-        # PostgreSQL down or restarting: a clear 503 the app can retry (with its Idempotency-Key).
-        log.warning("database unavailable: %s", exc.__class__.__name__)
+    def _service_unavailable(message: str, retry_after_s: str):
         db.session.remove()
-        error = ServiceUnavailable("The database is unavailable; retry shortly.")
-        error.data = {"message": error.description, "headers": {"Retry-After": RETRY_AFTER_S}}
+        error = ServiceUnavailable(message)
+        error.data = {"message": error.description, "headers": {"Retry-After": retry_after_s}}
         return api.handle_http_exception(error)
 
-    app.register_error_handler(OperationalError, _database_unavailable)
-    app.register_error_handler(PoolTimeoutError, _database_unavailable)
+    def _database_error(exc: OperationalError):
+        # PostgreSQL down or restarting: a clear 503 the app can retry (with its Idempotency-Key).
+        if transient.unreachable(exc):
+            log.warning("database unreachable: %s: %s", type(exc.orig).__name__, str(exc.orig).strip()[:200])
+            return _service_unavailable("The database is unavailable; retry shortly.", RETRY_AFTER_S)
+        # A race lost even after the service's own retries (backend/transient.py): not an outage.
+        if cause := transient.transient_cause(exc):
+            log.warning("database conflict: %s, still after retries", cause)
+            return _service_unavailable("The database was busy with conflicting changes; retry.", "1")
+        log.error("database error: %s", type(exc.orig).__name__, exc_info=exc)
+        db.session.remove()
+        return api.handle_http_exception(InternalServerError())
+
+    def _pool_exhausted(exc: PoolTimeoutError):
+        log.warning("database connection pool exhausted: %s", exc)
+        return _service_unavailable("The database is unavailable; retry shortly.", RETRY_AFTER_S)
+
+    app.register_error_handler(OperationalError, _database_error)
+    app.register_error_handler(PoolTimeoutError, _pool_exhausted)
 
 
 def _register_cli(app: Flask) -> None:

@@ -44,6 +44,7 @@ REDIS_BACKOFF_S = 1.0
 RECOVERY_S = 15.0
 REDIS_CHECK_S = 1.0
 RECENT_CLAIM_S = 2.0
+POPPED_GRACE_S = 0.5
 
 
 def job_id(task_id: int) -> str:
@@ -112,6 +113,16 @@ def sweep(stale_after_s: float = outbox.STALE_CLAIM_S, limit: int = 5000) -> int
         # A job "started" by a worker that stopped beating (killed mid-job) will not finish.
         or (job.get_status(refresh=False) == JobStatus.STARTED and not _worker_alive(job))
     ]
+    # A live worker marks the job it pops started within milliseconds: one still "queued" in no queue
+    # a moment later is really lost (without this look, a busy worker's next job was enqueued twice).
+    popped = {i for i, job in zip(claimed, fetched) if i in lost and job is not None
+              and job.get_status(refresh=False) == JobStatus.QUEUED}
+    if popped:
+        time.sleep(POPPED_GRACE_S)
+        again = Job.fetch_many([job_id(i) for i in sorted(popped)], connection=connection)
+        started = {i for i, job in zip(sorted(popped), again)
+                   if job is not None and job.get_status(refresh=False) != JobStatus.QUEUED}
+        lost = [i for i in lost if i not in started]
     if lost:
         outbox.release(lost)
         log.info("outbox sweep released %d task(s) lost from RQ", len(lost))

@@ -35,6 +35,8 @@ class Alert(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("clock_timestamp()"))
     kind: Mapped[str] = mapped_column(String(16), server_default="manual")
     category: Mapped[str | None] = mapped_column(String(32))
+    # Why the fan-out gave up (status 'failed'): the error of its last attempt.
+    last_error: Mapped[str | None] = mapped_column(String(1000))
 
     __table_args__ = (
         CheckConstraint("kind IN ('manual', 'cluster')", name="ck_alerts_kind"),

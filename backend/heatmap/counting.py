@@ -141,11 +141,17 @@ def _add_reporters(reporters: Iterable[tuple]) -> None:
     )
 
 
+def lock_aggregates() -> None:
+    """The first lock of every transaction that writes the aggregates or deletes counted reports
+    (docs/architecture.md, "Lock order"): the aggregate tables, then reports. rebuild() takes the
+    same tables in ACCESS EXCLUSIVE mode, first too."""
+    db.session.execute(text("LOCK TABLE heatmap_cells, heatmap_totals, heatmap_reporters IN ROW EXCLUSIVE MODE"))
+
+
 def apply_report(report_id: str) -> bool:
     """Count one report into the aggregates, once: a second call for the same report changes
     nothing. Runs in the caller's transaction (the outbox task's). False when there was nothing to do."""
-    # Lock order shared with rebuild(): aggregates first, then the report.
-    db.session.execute(text("LOCK TABLE heatmap_cells, heatmap_totals, heatmap_reporters IN ROW EXCLUSIVE MODE"))
+    lock_aggregates()
     facts = db.session.execute(
         text(f"""
             UPDATE reports AS r SET heatmap_counted_at = clock_timestamp()
@@ -165,7 +171,9 @@ def apply_report(report_id: str) -> bool:
 
 def retain_counts_of_author(user_id: Any) -> int:
     """Before a person's reports are erased (the ``user.erasing`` event), keep what they added to the heatmap as bare counts,
-    so that aggregates keep their counts and a rebuild still gives them. Returns reports retained."""
+    so that aggregates keep their counts and a rebuild still gives them. Returns reports retained.
+    Runs first in the erasure's transaction, so it takes the first lock (lock_aggregates)."""
+    lock_aggregates()
     return _retain_counts("r.author_id = :author", {"author": user_id})
 
 
@@ -173,6 +181,7 @@ def retain_counts_of_reports(report_ids: list[Any]) -> int:
     """The same before reports are deleted for their age (the ``reports.deleting`` event);
     their entries in ``heatmap_reporters`` (who reported in which public cell on which day) go, unless
     another report of the same person still supports them, as a rebuild would have it."""
+    lock_aggregates()
     retained = _retain_counts("r.id = ANY(:ids)", {"ids": report_ids})
     gone = contributions(_facts("r.id = ANY(:ids)", {"ids": report_ids})).reporters
     if gone:

@@ -13,7 +13,7 @@ from marshmallow import ValidationError
 from backend.audit import service as audit
 from backend.auth import ANY_SIGNED_IN, COUNCIL, STAFF, current_principal, requires
 from backend.extensions import db
-from backend.http import Blueprint, raw_json
+from backend.http import Blueprint, lone_surrogates, raw_json
 from backend.limits import limited
 from backend.reports import service
 from schemas.reports import (
@@ -101,6 +101,7 @@ class Reports(MethodView):
 @blp.route("/reports/batch")
 class ReportBatch(MethodView):
     max_body_setting = "max_batch_body_bytes"  # a larger body than the default: 100 reports with routes
+    per_item_body = "reports"  # each item's lone surrogates are that item's errors (backend/http.py)
 
     @requires(*ANY_SIGNED_IN)
     @limited("reports")
@@ -118,10 +119,14 @@ class ReportBatch(MethodView):
         items = []
         for index, raw in enumerate(data["reports"]):
             try:
+                if unstorable := lone_surrogates(raw):
+                    raise ValidationError(unstorable)
                 loaded = _batch_item_schema.load(raw)
             except ValidationError as err:
                 # Echo the client's id back even when it is malformed, so the app can match results.
                 client_id = raw.get("client_id") if isinstance(raw.get("client_id"), str) else None
+                if client_id is not None and lone_surrogates(client_id):
+                    client_id = None  # not even echoed: no encoding can carry it
                 items.append(service.BatchItem(index, client_id, None, None, errors=err.messages))
                 continue
             client_id = loaded.pop("client_id")
