@@ -172,8 +172,11 @@ def apply_report(report_id: str) -> bool:
 def retain_counts_of_author(user_id: Any) -> int:
     """Before a person's reports are erased (the ``user.erasing`` event), keep what they added to the heatmap as bare counts,
     so that aggregates keep their counts and a rebuild still gives them. Returns reports retained.
-    Runs first in the erasure's transaction, so it takes the first lock (lock_aggregates)."""
+    Runs first in the erasure's transaction, so it takes the first locks: the aggregates, then the
+    person's reports in id order, before reading which of them are counted (a report being counted
+    meanwhile is waited for, and then seen counted: kept once, never missed)."""
     lock_aggregates()
+    db.session.execute(text("SELECT FROM reports WHERE author_id = :author ORDER BY id FOR UPDATE"), {"author": user_id})
     return _retain_counts("r.author_id = :author", {"author": user_id})
 
 
