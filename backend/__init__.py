@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 API_VERSION = "1.0.0"
 RETRY_AFTER_S = "5"
 MAX_QUERY_BYTES = 4096
+MAX_HEADER_BYTES = 8192
 # The domains (backend/<name>/), in the order their HTTP APIs are documented and their event handlers
 # registered: an event's outbox tasks are written, and so first run, in this order.
 DOMAINS = ("health", "meta", "reports", "users", "councils", "heatmap", "hubs", "devices", "alerts", "exports",
@@ -95,6 +96,15 @@ def _register_request_hooks(app: Flask, api: Api) -> None:
         # lines past its own limit, 8 KiB, before the app sees them).
         if len(request.query_string) > MAX_QUERY_BYTES:
             abort(414, message=f"The query string is too long: at most {MAX_QUERY_BYTES:,} bytes.")
+
+    @app.before_request
+    def _header_limit() -> None:
+        # gunicorn lets header fields up to 64 KiB through (deploy/gunicorn.conf.py) so that this
+        # answer, not its HTML page, is what a client sending an oversized one (a token) gets.
+        for name, value in request.headers.items():
+            if len(value) > MAX_HEADER_BYTES:
+                abort(431, message=f"The {name} header is too long: at most {MAX_HEADER_BYTES:,} bytes.",
+                      errors={name: [f"at most {MAX_HEADER_BYTES:,} bytes"]})
 
     @app.before_request
     def _body_limit() -> None:
