@@ -103,8 +103,8 @@ def test_a_worker_holding_a_job_when_redis_stops_lives_serves_again_and_the_job_
     time.sleep(6)
     assert platform.processes["worker"].poll() is None, worker_log(platform)
     assert platform.processes["scheduler"].poll() is None, worker_log(platform)
-    platform.redis.start()
     returned = time.monotonic()
+    platform.redis.start()
     wait_until(lambda: pending() == 0, 60, "every report counted")
     caught_up_s = time.monotonic() - returned
     print(f"\nworker caught mid-job by a Redis outage: alive throughout; every report counted {caught_up_s:.1f} s "
