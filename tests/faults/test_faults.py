@@ -48,8 +48,8 @@ def test_redis_stopped_for_30_s_under_traffic_loses_nothing_and_counts_each_repo
     down_at = len(traffic.created)
     time.sleep(REDIS_DOWN_S)
     during = len(traffic.created) - down_at
+    returned, returned_at = time.monotonic(), datetime.now(timezone.utc)  # the moment it is started again
     platform.redis.start()
-    returned, returned_at = time.monotonic(), datetime.now(timezone.utc)
     time.sleep(3)
     traffic.stop()
     uncounted = "SELECT count(*) FROM reports WHERE heatmap_counted_at IS NULL"
@@ -66,8 +66,8 @@ def test_redis_stopped_for_30_s_under_traffic_loses_nothing_and_counts_each_repo
     check = reports_check(traffic)
     # When the first task was done after Redis returned (recovery), and how fast the backlog went
     # (throughput: one worker, two tasks per report, on whatever else the machine is doing).
-    resumed_s = scalar("SELECT extract(epoch FROM min(done_at) - :at) FROM outbox WHERE done_at >= :at",
-                       at=returned_at)
+    resumed_s = float(scalar("SELECT extract(epoch FROM min(done_at) - :at) FROM outbox WHERE done_at >= :at",
+                             at=returned_at))
     done_after = scalar("SELECT count(*) FROM outbox WHERE done_at >= :at", at=returned_at)
     print(f"\nredis down {REDIS_DOWN_S:.0f} s: {check['answered_201']} reports answered 201 ({during} while Redis was "
           f"down), answers {dict(traffic.statuses)}; the worker resumed {resumed_s:.1f} s after Redis returned; every "
