@@ -10,10 +10,10 @@ from flask import Flask, request
 from flask_smorest import abort
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from werkzeug.exceptions import ServiceUnavailable
+from werkzeug.exceptions import InternalServerError, ServiceUnavailable
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from backend import auth, limits, logs, metrics, security
+from backend import auth, limits, logs, metrics, security, transient
 from backend.config import Settings
 from backend.extensions import db, redis_conn
 from backend.http import Api
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 API_VERSION = "1.0.0"
 RETRY_AFTER_S = "5"
 MAX_QUERY_BYTES = 4096
+MAX_HEADER_BYTES = 8192
 # The domains (backend/<name>/), in the order their HTTP APIs are documented and their event handlers
 # registered: an event's outbox tasks are written, and so first run, in this order.
 DOMAINS = ("health", "meta", "reports", "users", "councils", "heatmap", "hubs", "devices", "alerts", "exports",
@@ -93,6 +94,15 @@ def _register_request_hooks(app: Flask, api: Api) -> None:
             abort(414, message=f"The query string is too long: at most {MAX_QUERY_BYTES:,} bytes.")
 
     @app.before_request
+    def _header_limit() -> None:
+        # gunicorn lets header fields up to 64 KiB through (deploy/gunicorn.conf.py) so that this
+        # answer, not its HTML page, is what a client sending an oversized one (a token) gets.
+        for name, value in request.headers.items():
+            if len(value) > MAX_HEADER_BYTES:
+                abort(431, message=f"The {name} header is too long: at most {MAX_HEADER_BYTES:,} bytes.",
+                      errors={name: [f"at most {MAX_HEADER_BYTES:,} bytes"]})
+
+    @app.before_request
     def _body_limit() -> None:
         # A view class may allow a larger body than the default (the offline batch does), naming
         # the setting that says how much larger.
@@ -101,16 +111,31 @@ def _register_request_hooks(app: Flask, api: Api) -> None:
         if setting:
             request.max_content_length = getattr(settings, setting)
 
-    def _database_unavailable(exc: Exception):
-        # PostgreSQL down or restarting: a clear 503 the app can retry (with its Idempotency-Key).
-        log.warning("database unavailable: %s", exc.__class__.__name__)
+    def _service_unavailable(message: str, retry_after_s: str):
         db.session.remove()
-        error = ServiceUnavailable("The database is unavailable; retry shortly.")
-        error.data = {"message": error.description, "headers": {"Retry-After": RETRY_AFTER_S}}
+        error = ServiceUnavailable(message)
+        error.data = {"message": error.description, "headers": {"Retry-After": retry_after_s}}
         return api.handle_http_exception(error)
 
-    app.register_error_handler(OperationalError, _database_unavailable)
-    app.register_error_handler(PoolTimeoutError, _database_unavailable)
+    def _database_error(exc: OperationalError):
+        # PostgreSQL down or restarting: a clear 503 the app can retry (with its Idempotency-Key).
+        if transient.unreachable(exc):
+            log.warning("database unreachable: %s: %s", type(exc.orig).__name__, str(exc.orig).strip()[:200])
+            return _service_unavailable("The database is unavailable; retry shortly.", RETRY_AFTER_S)
+        # A race lost even after the service's own retries (backend/transient.py): not an outage.
+        if cause := transient.transient_cause(exc):
+            log.warning("database conflict: %s, still after retries", cause)
+            return _service_unavailable("The database was busy with conflicting changes; retry.", "1")
+        log.error("database error: %s", type(exc.orig).__name__, exc_info=exc)
+        db.session.remove()
+        return api.handle_http_exception(InternalServerError())
+
+    def _pool_exhausted(exc: PoolTimeoutError):
+        log.warning("database connection pool exhausted: %s", exc)
+        return _service_unavailable("The database is unavailable; retry shortly.", RETRY_AFTER_S)
+
+    app.register_error_handler(OperationalError, _database_error)
+    app.register_error_handler(PoolTimeoutError, _pool_exhausted)
 
 
 def _register_cli(app: Flask) -> None:

@@ -26,6 +26,7 @@ from flask import Flask, g, request
 from flask_smorest import abort
 
 from backend.config import Settings
+from backend.councils.service import council_exists
 
 COMMUTER = "commuter"
 SAFETY_TEAM = "safety_team"
@@ -74,6 +75,9 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     council = claims.get("council") if role == COUNCIL else None
     if role == COUNCIL and not (isinstance(council, str) and GSS_CODE.match(council)):
         abort(403, message="This council account has no valid `council` claim (a GSS code such as E09000028).")
+    if role == COUNCIL and not council_exists(council):
+        abort(403, message="This council account's `council` claim names no council area known here "
+                           "(GET /api/v1/councils lists them).")
     return Principal(uid=claims["uid"], role=role, council=council)
 
 
@@ -139,6 +143,14 @@ def _bearer_token() -> str:
     return token.strip()
 
 
+def _without(message: str, token: str) -> str:
+    """``message`` without the token or any part of it: firebase-admin quotes what it could not parse
+    (``Wrong number of segments in token: b'...'``), and long token-like runs are cut too."""
+    message = message.replace(token, "") if len(token) >= 8 else message
+    message = re.sub(r":\s*b?'.*$", "", message, flags=re.DOTALL)
+    return re.sub(r"[A-Za-z0-9_\-.]{40,}", "", message).strip()[:300] or "malformed"
+
+
 def verify(token: str, fb_app: firebase_admin.App) -> dict[str, Any]:
     try:
         claims = firebase_auth.verify_id_token(token, app=fb_app, clock_skew_seconds=CLOCK_SKEW_S)
@@ -148,7 +160,8 @@ def verify(token: str, fb_app: firebase_admin.App) -> dict[str, Any]:
         abort(503, message="Cannot reach Google to check the ID token; try again shortly.",
               headers={"Retry-After": "5"})
     except (firebase_auth.InvalidIdTokenError, ValueError) as exc:
-        abort(401, message=f"The ID token is not valid: {exc}")
+        # firebase-admin's messages may quote the token: the answer says why, never what was sent.
+        abort(401, message=f"The ID token is not valid: {_without(str(exc), token)}")
     # The emulator path skips time checks; keep them, as Google's tokens would pass them, so that tests
     # and development behave like production: an expired, not-yet-valid or over-long token is refused.
     now = time.time()

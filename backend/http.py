@@ -11,7 +11,7 @@ from typing import Any
 
 import flask_smorest
 import marshmallow as ma
-from flask import request
+from flask import current_app, request
 from webargs import core
 from webargs.flaskparser import FlaskParser, abort
 from werkzeug.exceptions import HTTPException
@@ -41,6 +41,39 @@ def _reject_huge_float(text: str) -> float:
     return value
 
 
+LONE_SURROGATE = ("contains a lone UTF-16 surrogate (half of a character, as when an emoji is cut in two); "
+                  "send whole characters")
+
+
+def lone_surrogates(value: Any, path: str = "") -> dict[str, list[str]]:
+    """The strings (values or keys) in parsed JSON that hold a lone surrogate (``"\\ud800"``), which
+    JSON's syntax allows but no text encoding can store, by their dotted path (``transport.line``,
+    ``reports.3.description``): each an error to answer with 422."""
+    found: dict[str, list[str]] = {}
+    if isinstance(value, str):
+        if not _encodable(value):
+            found[path or "_body"] = [LONE_SURROGATE]
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            name = key if _encodable(key) else key.encode("utf-8", "backslashreplace").decode()
+            child = f"{path}.{name}" if path else name
+            if not _encodable(key):
+                found[child] = [LONE_SURROGATE]
+            found.update(lone_surrogates(item, child))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found.update(lone_surrogates(item, f"{path}.{index}" if path else str(index)))
+    return found
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse_strict_json(raw: bytes) -> Any:
     """Parse a request body: no NaN/Infinity, no duplicate keys, no runaway nesting."""
     try:
@@ -63,7 +96,10 @@ def parse_strict_json(raw: bytes) -> Any:
 
 class StrictParser(FlaskParser):
     """webargs' Flask parser: bodies must be JSON (415 otherwise) and strict JSON; a misspelt query
-    parameter is an error, not silently ignored (``catgory=spiking`` would otherwise list all)."""
+    parameter is an error, not silently ignored (``catgory=spiking`` would otherwise list all); a
+    string with a lone surrogate is a 422 naming it. A view whose body is a list of items each
+    answered on its own names that list in ``per_item_body`` and checks each item itself with
+    ``lone_surrogates()`` (the offline batch: one bad item does not sink the others)."""
 
     DEFAULT_UNKNOWN_BY_LOCATION = {
         **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
@@ -79,8 +115,14 @@ class StrictParser(FlaskParser):
                 errors={"Content-Type": [f"must be {JSON_MIMETYPE}"]},
             )
         # Kept for views that need the body as sent (idempotency fingerprints), parsed once.
-        req.environ[RAW_JSON_KEY] = parse_strict_json(req.get_data(cache=True))
-        return req.environ[RAW_JSON_KEY]
+        body = req.environ[RAW_JSON_KEY] = parse_strict_json(req.get_data(cache=True))
+        view = current_app.view_functions.get(req.endpoint or "")
+        per_item = getattr(getattr(view, "view_class", None), "per_item_body", None)
+        bad = {path: messages for path, messages in lone_surrogates(body).items()
+               if not (per_item and path.startswith(f"{per_item}."))}
+        if bad:
+            abort(422, errors=bad, message=f"Invalid input: {', '.join(sorted(bad))}: {LONE_SURROGATE}.")
+        return body
 
 
 def raw_json() -> Any:

@@ -12,6 +12,9 @@ graceful_timeout = 20
 keepalive = 5
 # gunicorn's largest request line (8 KiB); the app refuses query strings over 4 KiB with a JSON 414.
 limit_request_line = 8190
+# A header field may be this long before gunicorn refuses it with its own HTML page; the app refuses
+# any over MAX_HEADER_BYTES (8 KiB: an oversized token, say) with a JSON 431 (backend/__init__.py).
+limit_request_field_size = 65536
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", None)
 errorlog = "-"
 # Create the app once, then fork: workers share its read-only memory.

@@ -65,6 +65,8 @@ class AlertSchema(Schema):
     sent = fields.Integer()
     failed = fields.Integer()
     pruned = fields.Integer(metadata={"description": "Dead tokens removed"})
+    last_error = fields.String(allow_none=True, metadata={
+        "description": "Status `failed`: the error that made the fan-out give up (otherwise null)"})
     created_at = UtcDateTime()
     kind = fields.String(validate=validate.OneOf(("manual", "cluster")),
                          metadata={"description": "manual (sent by staff) or cluster (cluster detection)"})
@@ -85,14 +87,15 @@ class AlertSchema(Schema):
             if alert.safe_hub_id:
                 area["safe_hub_id"] = str(alert.safe_hub_id)
         return {**{k: getattr(alert, k) for k in ("id", "title", "body", "severity", "expires_at", "status",
-                                                   "targeted", "sent", "failed", "pruned", "created_at", "kind",
-                                                   "category", "public_push", "confirmed_by", "confirmed_at")},
+                                                   "targeted", "sent", "failed", "pruned", "last_error", "created_at",
+                                                   "kind", "category", "public_push", "confirmed_by", "confirmed_at")},
                 "area": area}
 
 
 class NearbyAlertSchema(AlertSchema):
     class Meta:
-        exclude = ("targeted", "sent", "failed", "pruned", "status", "public_push", "confirmed_by", "confirmed_at")
+        exclude = ("targeted", "sent", "failed", "pruned", "status", "last_error", "public_push", "confirmed_by",
+                   "confirmed_at")
 
 
 class CircleArgsSchema(LonLatArgsSchema):

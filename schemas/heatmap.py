@@ -76,19 +76,21 @@ class Hours(fields.String):
 class Weekdays(fields.String):
     """Local days of the week: ``fri,sat``, ``mon-fri``, ``sat-mon`` (wrapping)."""
 
+    DAY = "(mon|tue|wed|thu|fri|sat|sun)"
+    PATTERN = f"^{DAY}(-{DAY})?(,{DAY}(-{DAY})?)*$"
+
     def __init__(self, **kwargs: Any) -> None:
-        day = "(mon|tue|wed|thu|fri|sat|sun)"
-        super().__init__(metadata={**kwargs.pop("metadata", {}), "example": "fri,sat",
-                                   "pattern": f"^{day}(-{day})?(,{day}(-{day})?)*$",
+        super().__init__(metadata={**kwargs.pop("metadata", {}), "example": "fri,sat", "pattern": self.PATTERN,
                                    "description": "Local days of the week: fri,sat or mon-fri"}, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[int, ...]:
         text = super()._deserialize(value, attr, data, **kwargs).lower()
+        # The whole value, as documented: ``tue;drop`` or ``tue\x00`` is not ``tue``.
+        if not re.fullmatch(self.PATTERN.strip("^$"), text):
+            raise ValidationError("must be days like fri,sat or mon-fri (mon, tue, wed, thu, fri, sat, sun)")
         days: set[int] = set()
         for part in text.split(","):
-            ends = [p.strip()[:3] for p in part.split("-")]
-            if len(ends) > 2 or any(e not in WEEKDAYS for e in ends):
-                raise ValidationError("must be days like fri,sat or mon-fri (mon, tue, wed, thu, fri, sat, sun)")
+            ends = part.split("-")
             start, end = WEEKDAYS.index(ends[0]), WEEKDAYS.index(ends[-1])
             day = start
             while True:

@@ -3,7 +3,10 @@
 It runs as a thread of every worker process. It sleeps on ``LISTEN outbox`` (woken within
 milliseconds of a commit that added tasks), with a periodic poll as a safety net, and backs off
 while Redis or PostgreSQL is unavailable; nothing is lost meanwhile, the tasks wait in the table.
-``sweep()`` (a scheduled job) hands back to the relay tasks that RQ lost.
+``sweep()`` (a scheduled job) hands back to the relay tasks that RQ lost. When Redis returns after an
+outage, or is found restarted (its ``run_id`` changed: it may have come back empty), the relay sweeps
+at once, and at every poll for RECOVERY_S more (the worker that lost Redis mid-job forgets itself a
+few seconds after Redis returns), instead of leaving lost tasks to the scheduled sweep's STALE_CLAIM_S.
 """
 
 from __future__ import annotations
@@ -36,6 +39,12 @@ LIVE_JOB_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, Jo
 POLL_S = 2.0
 WAIT_SLICE_S = 0.5
 MAX_BACKOFF_S = 10.0
+# Redis is tried again this often while it is away, so that the relay resumes soon after it returns.
+REDIS_BACKOFF_S = 1.0
+RECOVERY_S = 15.0
+REDIS_CHECK_S = 1.0
+RECENT_CLAIM_S = 2.0
+POPPED_GRACE_S = 0.5
 
 
 def job_id(task_id: int) -> str:
@@ -104,6 +113,16 @@ def sweep(stale_after_s: float = outbox.STALE_CLAIM_S, limit: int = 5000) -> int
         # A job "started" by a worker that stopped beating (killed mid-job) will not finish.
         or (job.get_status(refresh=False) == JobStatus.STARTED and not _worker_alive(job))
     ]
+    # A live worker marks the job it pops started within milliseconds: one still "queued" in no queue
+    # a moment later is really lost (without this look, a busy worker's next job was enqueued twice).
+    popped = {i for i, job in zip(claimed, fetched) if i in lost and job is not None
+              and job.get_status(refresh=False) == JobStatus.QUEUED}
+    if popped:
+        time.sleep(POPPED_GRACE_S)
+        again = Job.fetch_many([job_id(i) for i in sorted(popped)], connection=connection)
+        started = {i for i, job in zip(sorted(popped), again)
+                   if job is not None and job.get_status(refresh=False) != JobStatus.QUEUED}
+        lost = [i for i in lost if i not in started]
     if lost:
         outbox.release(lost)
         log.info("outbox sweep released %d task(s) lost from RQ", len(lost))
@@ -125,6 +144,10 @@ class Relay(threading.Thread):
         self.stopping = threading.Event()
         self.listening = threading.Event()  # set once LISTEN is in place (tests wait on it)
         self.relayed = 0
+        self.redis_lost = False
+        self.redis_run_id: str | None = None
+        self.redis_checked_at = 0.0
+        self.recovering_until = 0.0
 
     def stop(self) -> None:
         self.stopping.set()
@@ -133,6 +156,7 @@ class Relay(threading.Thread):
         """Relay until nothing is left; returns how many tasks were enqueued."""
         total = 0
         try:
+            self.check_redis()
             while not self.stopping.is_set():
                 count = relay()
                 total += count
@@ -142,6 +166,23 @@ class Relay(threading.Thread):
             db.session.remove()
         self.relayed += total
         return total
+
+    def check_redis(self) -> None:
+        """After an outage or a restart of Redis, release at once the tasks it lost (see the module's
+        docstring). Raises RedisError while Redis is away."""
+        now = time.monotonic()
+        if not self.redis_lost and now - self.redis_checked_at < REDIS_CHECK_S:
+            return
+        run_id = redis_conn.client.info("server")["run_id"]
+        self.redis_checked_at = now
+        if self.redis_lost or (self.redis_run_id is not None and run_id != self.redis_run_id):
+            log.info("Redis is back: releasing the tasks it lost at once")
+            self.recovering_until = now + RECOVERY_S
+        self.redis_lost = False
+        self.redis_run_id = run_id
+        # Tasks claimed in the last seconds are left alone: a worker may have just taken their job.
+        if now < self.recovering_until and (released := sweep(stale_after_s=RECENT_CLAIM_S)):
+            log.info("released %d task(s) Redis had lost", released)
 
     def run(self) -> None:
         backoff = 0.5
@@ -162,9 +203,12 @@ class Relay(threading.Thread):
                             if count and not woke:
                                 log.info("relay poll found %d task(s)", count)
             except (RedisError, OperationalError, psycopg.OperationalError) as exc:
+                if isinstance(exc, RedisError):
+                    self.redis_lost = True
+                    backoff = min(backoff, REDIS_BACKOFF_S)
                 log.warning("outbox relay paused (%s: %s); retrying in %.1fs", type(exc).__name__, exc, backoff)
                 self.stopping.wait(backoff)
-                backoff = min(MAX_BACKOFF_S, backoff * 2)
+                backoff = min(REDIS_BACKOFF_S if self.redis_lost else MAX_BACKOFF_S, backoff * 2)
 
 
 def start_relay(database_url: str) -> Relay:

@@ -121,6 +121,7 @@ def check_cluster_for_report(report_id: str) -> str | None:
     db.session.execute(text(f"""
         INSERT INTO cluster_reports (cluster_id, report_id)
         SELECT :cluster_id, id FROM reports WHERE {_NEARBY_CONDITION}
+        ORDER BY id FOR KEY SHARE  -- reports in id order, as erasure takes them (docs/architecture.md)
     """), {**params, "cluster_id": cluster.id})
     outbox.publish(ALERT_CREATED, {"alert_id": str(alert.id)})
     log.info("new %s cluster of %d reports from %d people: alert %s (%s)", report.category, nearby.n,

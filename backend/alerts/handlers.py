@@ -2,7 +2,7 @@
 
 from backend import queues
 from backend.alerts.clusters import CLUSTER_CATEGORIES, check_cluster_for_report
-from backend.alerts.sending import send_alert
+from backend.alerts.sending import give_up_sending, send_alert
 from backend.outbox.registry import subscribe
 
 subscribe("report.created", check_cluster_for_report, task="alerts.check_cluster", queue=queues.ALERTS,
@@ -10,7 +10,9 @@ subscribe("report.created", check_cluster_for_report, task="alerts.check_cluster
 subscribe("alert.created", send_alert, task="alerts.send", queue=queues.ALERTS,
           commits_on_its_own="a batch of up to 500 pushes is committed as FCM answers it, so that a retry "
                              "resumes after the last recorded batch; a device whose delivery is recorded is "
-                             "never sent to again (alert_deliveries)")
+                             "never sent to again (alert_deliveries)",
+          on_give_up=give_up_sending)
 subscribe("alert.confirmed", send_alert, task="alerts.send_confirmed", queue=queues.ALERTS,
           commits_on_its_own="the same fan-out as alerts.send: the staff devices the first fan-out recorded are not "
-                             "sent to again, and commuters are targeted once (alerts.public_push)")
+                             "sent to again, and commuters are targeted once (alerts.public_push)",
+          on_give_up=give_up_sending)

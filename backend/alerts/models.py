@@ -41,6 +41,8 @@ class Alert(Base):
     public_push: Mapped[str] = mapped_column(String(32), server_default="due")
     confirmed_by: Mapped[str | None] = mapped_column(String(128))
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Why the fan-out gave up (status 'failed'): the error of its last attempt.
+    last_error: Mapped[str | None] = mapped_column(String(1000))
 
     __table_args__ = (
         CheckConstraint("kind IN ('manual', 'cluster')", name="ck_alerts_kind"),

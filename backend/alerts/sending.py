@@ -200,7 +200,8 @@ def send_alert(alert_id: str, batch: int = notifiers.MAX_BATCH) -> dict[str, int
     Handles ``alert.created`` and ``alert.confirmed``: the second targets the commuters a confirmed
     cluster alert now reaches; devices already recorded are not sent to again."""
     alert = db.session.get(Alert, uuid.UUID(alert_id))
-    if alert is None or (alert.status == "sent" and alert.public_push != "due"):
+    # Settled: sent (and nothing waits for commuters), or failed (the outbox gave up on it).
+    if alert is None or alert.status == "failed" or (alert.status == "sent" and alert.public_push != "due"):
         return {}
     with _send_lock(alert.id) as held:
         if not held:
@@ -291,6 +292,21 @@ def _send_locked(alert: Alert, batch: int) -> dict[str, int]:
         raise TransientFailures(f"alert {alert_id}: {unfinished} device(s) to try again")
     log.info("alert %s sent: %s", alert_id, figures)
     return figures
+
+
+def give_up_sending(alert_id: str, error: str) -> None:
+    """The fan-out failed its last attempt (the outbox gives up: ``on_give_up``): the devices not yet
+    reached are counted failed, and the alert is ``failed`` with the last error (the dashboard shows
+    it). The caller commits."""
+    alert_uuid = uuid.UUID(alert_id)
+    db.session.execute(text("""
+        UPDATE alert_deliveries SET status = 'failed', last_error = coalesce(last_error, :error),
+               updated_at = clock_timestamp()
+        WHERE alert_id = :a AND status IN ('pending', 'sending', 'retry')
+    """), {"a": alert_uuid, "error": error[:300]})
+    db.session.execute(_FIGURES, {"alert_id": alert_uuid})
+    db.session.execute(update(Alert).where(Alert.id == alert_uuid).values(status="failed", last_error=error[:1000]))
+    log.error("alert %s failed: its fan-out gave up: %s", alert_id, error)
 
 
 _NEARBY = text("""

@@ -46,5 +46,9 @@ def load_council_areas(path: str | Path, code_field: str = "code", name_field: s
     return loaded
 
 
+def council_exists(code: str) -> bool:
+    return db.session.scalar(select(func.count()).select_from(CouncilArea).where(CouncilArea.code == code)) > 0
+
+
 def list_council_areas() -> list[CouncilArea]:
     return list(db.session.scalars(select(CouncilArea).order_by(CouncilArea.code)))

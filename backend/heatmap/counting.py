@@ -219,12 +219,18 @@ def _remove_units(units: Counter) -> None:
                        params)
 
 
+def lock_aggregates() -> None:
+    """The first lock of every transaction that writes the aggregates or deletes counted reports
+    (docs/architecture.md, "Lock order"): the aggregate tables, then reports. rebuild() takes the
+    same tables in ACCESS EXCLUSIVE mode, first too."""
+    db.session.execute(text("LOCK TABLE heatmap_cells, heatmap_totals, heatmap_reporters, heatmap_public_units, "
+                            "heatmap_council_cells IN ROW EXCLUSIVE MODE"))
+
+
 def apply_report(report_id: str) -> bool:
     """Count one report into the aggregates, once: a second call for the same report changes
     nothing. Runs in the caller's transaction (the outbox task's). False when there was nothing to do."""
-    # Lock order shared with rebuild(): aggregates first, then the report.
-    db.session.execute(text("LOCK TABLE heatmap_cells, heatmap_totals, heatmap_reporters, heatmap_public_units, "
-                            "heatmap_council_cells IN ROW EXCLUSIVE MODE"))
+    lock_aggregates()
     facts = db.session.execute(
         text(f"""
             UPDATE reports AS r SET heatmap_counted_at = clock_timestamp()
@@ -249,7 +255,12 @@ def retain_counts_of_author(user_id: Any) -> int:
     """Before a person's reports are erased (the ``user.erasing`` event), keep what they added to the heatmap as bare counts,
     so that aggregates keep their counts and a rebuild still gives them. Returns reports retained.
     The person leaves ``heatmap_reporters`` and ``heatmap_public_units`` by cascade when their identity
-    link is deleted: public units lose their reports."""
+    link is deleted: public units lose their reports. Runs first in the erasure's transaction, so it
+    takes the first locks: the aggregates, then the person's reports in id order, before reading which
+    of them are counted (a report being counted meanwhile is waited for, and then seen counted: kept
+    once, never missed)."""
+    lock_aggregates()
+    db.session.execute(text("SELECT FROM reports WHERE author_id = :author ORDER BY id FOR UPDATE"), {"author": user_id})
     return _retain_counts("r.author_id = :author", {"author": user_id})
 
 
@@ -258,6 +269,7 @@ def retain_counts_of_reports(report_ids: list[Any]) -> int:
     their entries in ``heatmap_reporters`` (who reported in which public cell on which day) go, unless
     another report of the same person still supports them, as a rebuild would have it; the public
     units lose these reports."""
+    lock_aggregates()
     retained = _retain_counts("r.id = ANY(:ids)", {"ids": report_ids})
     leaving = contributions(_facts("r.id = ANY(:ids)", {"ids": report_ids}))
     _remove_units(leaving.units)

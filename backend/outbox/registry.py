@@ -68,6 +68,10 @@ class Handler:
     only: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # None: runs in the task's transaction. Otherwise why running it again is harmless.
     commits_on_its_own: str | None = None
+    # Called (payload as keyword arguments, plus ``error``: the last one) in a transaction of its own
+    # when the task has failed its last attempt (outbox.MAX_ATTEMPTS): to record, in the domain's
+    # own terms, that the work was given up.
+    on_give_up: Callable[..., Any] | None = None
 
     @property
     def inline(self) -> bool:
@@ -92,6 +96,7 @@ def subscribe(
     task: str | None = None,
     only: Mapping[str, Iterable[str]] | None = None,
     commits_on_its_own: str | None = None,
+    on_give_up: Callable[..., Any] | None = None,
 ) -> Handler:
     """Register ``func`` for ``event``: inline without a queue, else as outbox task ``task`` on ``queue``.
     ``func`` is called with the event's payload as keyword arguments."""
@@ -100,8 +105,10 @@ def subscribe(
         raise RegistryError(f"{func.__qualname__}: an inline handler has no task name and cannot commit")
     if queue is not None and not task:
         raise RegistryError(f"{func.__qualname__}: a queued handler needs a task name")
+    if queue is None and on_give_up is not None:
+        raise RegistryError(f"{func.__qualname__}: an inline handler fails with its publisher; it has nothing to give up")
     handler = Handler(event, func, domain, task, queue, {k: tuple(v) for k, v in (only or {}).items()},
-                      commits_on_its_own)
+                      commits_on_its_own, on_give_up)
     if any(h.event == event and h.func is func for h in _handlers):
         return handler  # a module imported twice registers once
     if task and any(h.task == task for h in _handlers):

@@ -164,13 +164,17 @@ def _run_locked(task: OutboxTask, handlers: Mapping[str, Callable[..., Any]] | N
         _handler(name, handlers)(**task.payload)
     except Exception as exc:
         db.session.rollback()
-        db.session.execute(
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+        attempts = db.session.execute(
             update(OutboxTask)
             .where(OutboxTask.id == task_id)
-            .values(attempts=OutboxTask.attempts + 1, last_error=f"{type(exc).__name__}: {exc}"[:1000])
-        )
+            .values(attempts=OutboxTask.attempts + 1, last_error=error)
+            .returning(OutboxTask.attempts, OutboxTask.payload)
+        ).one()
         db.session.commit()
-        log.warning("outbox task %d %s failed: %s", task_id, name, exc)
+        log.warning("outbox task %d %s failed (attempt %d of %d): %s", task_id, name, attempts[0], MAX_ATTEMPTS, exc)
+        if attempts[0] >= MAX_ATTEMPTS:
+            _give_up(task_id, name, attempts[1], error, handlers)
         raise
     task.attempts += 1
     task.done_at = datetime.now(timezone.utc)
@@ -178,6 +182,22 @@ def _run_locked(task: OutboxTask, handlers: Mapping[str, Callable[..., Any]] | N
     db.session.commit()
     log.info("outbox task %d %s done", task_id, name)
     return "done"
+
+
+def _give_up(task_id: int, name: str, payload: dict[str, Any], error: str,
+             handlers: Mapping[str, Callable[..., Any]] | None) -> None:
+    """The task's last attempt failed: it is left for an operator (docs/operations.md), and its
+    handler's ``on_give_up`` records that in the domain's terms (an alert ``failed``)."""
+    log.error("outbox task %d %s gave up after %d attempts: %s", task_id, name, MAX_ATTEMPTS, error)
+    handler = registry.handler_for_task(name) if handlers is None else None
+    if handler is None or handler.on_give_up is None:
+        return
+    try:
+        handler.on_give_up(**payload, error=error)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        log.exception("outbox task %d %s: recording that it gave up failed", task_id, name)
 
 
 def purge_done(older_than: timedelta = timedelta(days=1)) -> int:

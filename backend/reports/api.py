@@ -13,7 +13,7 @@ from marshmallow import ValidationError
 from backend.audit import service as audit
 from backend.auth import ANY_SIGNED_IN, COUNCIL, STAFF, current_principal, requires
 from backend.extensions import db
-from backend.http import Blueprint, raw_json
+from backend.http import Blueprint, lone_surrogates, raw_json
 from backend.limits import limited, take_allowance
 from backend.reports import service
 from schemas.reports import (
@@ -105,6 +105,7 @@ class Reports(MethodView):
 @blp.route("/reports/batch")
 class ReportBatch(MethodView):
     max_body_setting = "max_batch_body_bytes"  # a larger body than the default: 100 reports with routes
+    per_item_body = "reports"  # each item's lone surrogates are that item's errors (backend/http.py)
 
     @requires(*ANY_SIGNED_IN)
     @blp.alt_response(429, description="No report of the batch fits the rate limit now (Retry-After says when to retry)")
@@ -127,10 +128,14 @@ class ReportBatch(MethodView):
         items = []
         for index, raw in enumerate(data["reports"][:allowance.granted]):
             try:
+                if unstorable := lone_surrogates(raw):
+                    raise ValidationError(unstorable)
                 loaded = _batch_item_schema.load(raw)
             except ValidationError as err:
                 # Echo the client's id back even when it is malformed, so the app can match results.
                 client_id = raw.get("client_id") if isinstance(raw.get("client_id"), str) else None
+                if client_id is not None and lone_surrogates(client_id):
+                    client_id = None  # not even echoed: no encoding can carry it
                 items.append(service.BatchItem(index, client_id, None, None, errors=err.messages))
                 continue
             client_id = loaded.pop("client_id")
@@ -145,6 +150,8 @@ class ReportBatch(MethodView):
         ]
         for index, raw in enumerate(data["reports"][allowance.granted:], start=allowance.granted):
             client_id = raw.get("client_id") if isinstance(raw.get("client_id"), str) else None
+            if client_id is not None and lone_surrogates(client_id):
+                client_id = None
             results.append({"index": index, "client_id": client_id, "status": 429, "report": None, "errors": {
                 "_schema": [f"over the report rate limit: not stored; send it again after {allowance.retry_after_s} "
                             "seconds"]}})

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, text, tuple_, update
 
+from backend import transient
 from backend.auth import Principal
 from backend.councils.models import CouncilArea
 from backend.extensions import db
@@ -294,11 +295,16 @@ def delete_expired_batch(retention_days: int, *, batch: int = 5000, now: datetim
     first as ``reports.deleting``, in the same transaction, so that the aggregates can keep what the
     reports added to them; their triage history goes with them. Returns how many were deleted."""
     cutoff = (now or datetime.now(timezone.utc)) - timedelta(days=retention_days)
-    ids = list(db.session.scalars(
-        select(Report.id).where(Report.created_at < cutoff).order_by(Report.created_at).limit(batch)
-        .with_for_update(skip_locked=True)
-    ))
-    if ids:
-        outbox.publish(REPORTS_DELETING, {"report_ids": ids})
-        db.session.execute(delete(Report).where(Report.id.in_(ids)))
-    return len(ids)
+
+    def delete_batch() -> int:
+        # Reports taken with SKIP LOCKED: it never waits for one a worker holds.
+        ids = list(db.session.scalars(
+            select(Report.id).where(Report.created_at < cutoff).order_by(Report.created_at).limit(batch)
+            .with_for_update(skip_locked=True)
+        ))
+        if ids:
+            outbox.publish(REPORTS_DELETING, {"report_ids": ids})
+            db.session.execute(delete(Report).where(Report.id.in_(ids)))
+        return len(ids)
+
+    return transient.retrying(delete_batch, "retention purge")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 
+from backend import transient
 from backend.extensions import db
 from backend.outbox import service as outbox
 from backend.users.models import User
@@ -35,10 +36,20 @@ def find_user_id(firebase_uid: str) -> uuid.UUID | None:
 def erase_user(firebase_uid: str) -> bool:
     """Erase a person: their identity link and, by cascade, everything they submitted (the caller
     commits). Announced first as ``user.erasing``, in the same transaction, so that aggregates, which
-    hold counts only, can keep what the person's reports added to them. False: nobody to erase."""
+    hold counts only, can keep what the person's reports added to them. False: nobody to erase.
+
+    Locks in the order every writer of reports and their aggregates uses (docs/architecture.md,
+    "Lock order"): the heatmap's tables (its handler, first), the person's reports in id order, then
+    the identity link and what cascades from it. A deadlock or lock conflict is retried here."""
     user_id = find_user_id(firebase_uid)
     if user_id is None:
         return False
-    outbox.publish(USER_ERASING, {"user_id": user_id})
-    db.session.execute(delete(User).where(User.id == user_id))
+
+    def erase() -> None:
+        outbox.publish(USER_ERASING, {"user_id": user_id})
+        db.session.execute(text("SELECT FROM reports WHERE author_id = :user_id ORDER BY id FOR UPDATE"),
+                           {"user_id": user_id})
+        db.session.execute(delete(User).where(User.id == user_id))
+
+    transient.retrying(erase, "erasure")
     return True

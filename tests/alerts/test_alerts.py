@@ -131,6 +131,24 @@ def test_transient_failures_are_retried_without_sending_twice(client, staff, fcm
     assert fcm.attempts[token] == {"token-quota": 2, "token-busy": 6}[token]
 
 
+def test_a_fan_out_that_fails_past_its_retries_ends_failed_with_the_last_error(client, staff, fcm):
+    fcm.failures["quota"] = 10_000  # FCM refuses this device every time
+    add_device("token-1")
+    add_device("token-quota")
+    created = post_alert(client, staff)
+    for attempt in range(1, outbox.MAX_ATTEMPTS + 1):
+        with pytest.raises(service.TransientFailures):
+            run_outbox()  # RQ's retries, then the sweep's
+        got = client.get(f"/api/v1/alerts/{created['id']}", headers=staff.headers()).json
+        assert got["status"] == ("failed" if attempt == outbox.MAX_ATTEMPTS else "sending"), attempt
+
+    assert (got["targeted"], got["sent"], got["failed"], got["pruned"]) == (2, 1, 1, 0)
+    assert got["last_error"] == f"TransientFailures: alert {created['id']}: 1 device(s) to try again"
+    assert fcm.sends == {"token-1": 1}
+    run_outbox()  # an operator's retry of a given-up task changes nothing: the alert is settled
+    assert client.get(f"/api/v1/alerts/{created['id']}", headers=staff.headers()).json["status"] == "failed"
+
+
 def test_more_than_500_devices_go_in_batches_of_500(client, staff, fcm, monkeypatch):
     db.session.execute(text("INSERT INTO users (firebase_uid) VALUES ('many')"))
     db.session.execute(text("""

@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from backend import vocabulary
 from backend.alerts.models import SEVERITIES
+from backend.alerts.sending import give_up_sending
 from backend.extensions import db
 from backend.geo import haversine_m
 from backend.hubs.models import KINDS
@@ -136,6 +137,28 @@ def test_sending_an_alert_shows_its_delivery_figures(open_dashboard, seeded, app
     figures = {name: page.locator(f"#alert-status [data-figure={name}]").inner_text()
                for name in ("targeted", "sent", "failed", "pruned")}
     assert figures == {"targeted": "2", "sent": "2", "failed": "0", "pruned": "0"}
+    assert dashboard.problems == []
+
+
+def test_an_alert_whose_fan_out_gave_up_shows_failed_and_why(open_dashboard, app):
+    dashboard = open_dashboard("safety_team")
+    dashboard.tab("Alerts")
+    page = dashboard.page
+    page.evaluate(f"() => state.map.jumpTo({{center: [{PECKHAM[0]}, {PECKHAM[1]}], zoom: 14}})")
+    page.locator("#map canvas").click(position={"x": 520, "y": 400})
+    page.get_by_text(re.compile(r"^Centre -0\.06")).wait_for()
+    page.get_by_label("Title").fill("Lift out of order at Peckham Rye")
+    page.get_by_label("Message").fill("Use the ramp on Rye Lane.")
+    page.get_by_role("button", name="Send alert").click()
+    page.locator("#alert-status .badge").wait_for()
+    with app.app_context():  # the outbox gives up on its fan-out (backend/outbox/service.py)
+        alert_id = db.session.scalar(text("SELECT id FROM alerts WHERE title = 'Lift out of order at Peckham Rye'"))
+        give_up_sending(str(alert_id), "TransientFailures: alert: 3 device(s) to try again")
+        db.session.commit()
+        db.session.remove()
+    page.locator("#alert-status .badge[data-status=failed]").wait_for(timeout=10000)
+    assert page.locator("#alert-status [data-figure=last_error]").inner_text() == \
+        "TransientFailures: alert: 3 device(s) to try again"
     assert dashboard.problems == []
 
 

@@ -528,7 +528,8 @@ async function watchAlert(id) {
     card.innerHTML = `<strong>${escapeHtml(a.title)}</strong> <span class="badge" data-status="${a.status}">${a.status}</span>
       <dl class="figures"><div><dt>targeted</dt><dd data-figure="targeted">${a.targeted}</dd></div>
       <div><dt>sent</dt><dd data-figure="sent">${a.sent}</dd></div><div><dt>failed</dt><dd data-figure="failed">${a.failed}</dd></div>
-      <div><dt>pruned</dt><dd data-figure="pruned">${a.pruned}</dd></div></dl>`;
+      <div><dt>pruned</dt><dd data-figure="pruned">${a.pruned}</dd></div></dl>${a.status === "failed" && a.last_error
+        ? `<p class="error" data-figure="last_error">${escapeHtml(a.last_error)}</p>` : ""}`;
     if (a.status === "sent" || a.status === "failed") return;
     await sleep(1000);
   }
