@@ -107,6 +107,14 @@ class Settings:
     log_format: str = "text"
     firebase_web_api_key: str | None = None
     firebase_auth_domain: str | None = None
+    # Partner webhooks: a failed delivery is tried again after WEBHOOK_RETRY_BASE_S, doubling up to
+    # WEBHOOK_RETRY_MAX_S, for WEBHOOK_RETRY_FOR_S in all, then marked failed. A POST waits at most
+    # WEBHOOK_TIMEOUT_S; a delivery taken by a worker that died is tried again after WEBHOOK_LEASE_S.
+    webhook_retry_base_s: int = 30
+    webhook_retry_max_s: int = 3600
+    webhook_retry_for_s: int = 86400
+    webhook_timeout_s: int = 10
+    webhook_lease_s: int = 60
 
     @property
     def is_production(self) -> bool:
@@ -151,6 +159,11 @@ class Settings:
             log_format=env.get("LOG_FORMAT") or ("json" if app_env == "production" else "text"),
             firebase_web_api_key=env.get("FIREBASE_WEB_API_KEY") or None,
             firebase_auth_domain=env.get("FIREBASE_AUTH_DOMAIN") or None,
+            webhook_retry_base_s=_int(env, "WEBHOOK_RETRY_BASE_S", cls.webhook_retry_base_s, minimum=1),
+            webhook_retry_max_s=_int(env, "WEBHOOK_RETRY_MAX_S", cls.webhook_retry_max_s, minimum=1),
+            webhook_retry_for_s=_int(env, "WEBHOOK_RETRY_FOR_S", cls.webhook_retry_for_s, minimum=1),
+            webhook_timeout_s=_int(env, "WEBHOOK_TIMEOUT_S", cls.webhook_timeout_s, minimum=1),
+            webhook_lease_s=_int(env, "WEBHOOK_LEASE_S", cls.webhook_lease_s, minimum=1),
         )
         settings.validate()
         return settings

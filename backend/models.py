@@ -12,9 +12,10 @@ from backend.outbox.models import OutboxTask
 from backend.reports.models import Report, ReportStatusChange
 from backend.streets.models import StreetSegment
 from backend.users.models import User
+from backend.webhooks.models import WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "Alert", "AlertDelivery", "AuditEntry", "Base", "Cluster", "ClusterReport", "CouncilArea", "Device", "Export",
     "HeatmapCell", "HeatmapReporter", "HeatmapRetained", "HeatmapTotal", "OutboxTask", "Report", "ReportStatusChange",
-    "SafeHub", "StreetSegment", "User",
+    "SafeHub", "StreetSegment", "User", "WebhookDelivery", "WebhookSubscription",
 ]

@@ -5,7 +5,8 @@ and function-level authorisation). One row per endpoint; the columns are:
     (Southwark), the council of another area (Camden), the safety team, an admin.
 
 The objects: a report by the commuter in Peckham (Southwark), the commuter's device, a safe hub, an
-alert, and an export Southwark requested (not built yet)."""
+alert, an export Southwark requested (not built yet), and a partner's webhook subscription with a
+failed delivery."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from typing import Any
 
 import pytest
 import responses
+from sqlalchemy import text
 
 from backend.devtokens import b64url, emulator_claims
+from backend.extensions import db
 from tests.alerts.fcm import private_key_pem, service_account
 from tests.factories import CALLERS, PECKHAM, Caller, new_key, report_body
 
@@ -42,6 +45,7 @@ DEVICE = {"token": "fcm-matrix-" + "a" * 140, "platform": "android", "radius_m":
           "location": {"type": "Point", "coordinates": PECKHAM}}
 ALERT = {"title": "Station closed", "body": "Use the buses.", "severity": "info",
          "area": {"center": {"type": "Point", "coordinates": PECKHAM}, "radius_m": 500}}
+WEBHOOK = {"url": "https://partner.example.org/hook", "events": ["report.created"], "council": "E09000028"}
 EXPORT = {"kind": "lighting", "council": "E09000028", "from": "2026-01-01", "to": "2026-12-31", "format": "csv"}
 WHERE = "?lon=-0.0692&lat=51.474"
 
@@ -83,6 +87,14 @@ MATRIX: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("GET", "/api/v1/exports", None, (401, 403, 403, 200, 200, 200, 200)),
     ("GET", "/api/v1/exports/{export}", None, (401, 403, 403, 200, 404, 200, 200)),
     ("GET", "/api/v1/exports/{export}/download", None, (401, 403, 403, 409, 404, 409, 409)),
+    ("POST", "/api/v1/webhooks", WEBHOOK, (401, 403, 403, 403, 403, 403, 201)),
+    ("GET", "/api/v1/webhooks", None, (401, 403, 403, 403, 403, 403, 200)),
+    ("GET", "/api/v1/webhooks/{webhook}", None, (401, 403, 403, 403, 403, 403, 200)),
+    ("PATCH", "/api/v1/webhooks/{webhook}", {"precision": "exact"}, (401, 403, 403, 403, 403, 403, 200)),
+    ("DELETE", "/api/v1/webhooks/{webhook}", None, (401, 403, 403, 403, 403, 403, 204)),
+    ("POST", "/api/v1/webhooks/{webhook}/secret", None, (401, 403, 403, 403, 403, 403, 200)),
+    ("GET", "/api/v1/webhooks/{webhook}/deliveries", None, (401, 403, 403, 403, 403, 403, 200)),
+    ("POST", "/api/v1/webhooks/{webhook}/deliveries/{delivery}/replay", None, (401, 403, 403, 403, 403, 403, 202)),
 ]
 
 
@@ -114,7 +126,18 @@ def world(client) -> dict[str, str]:
         "hub": made("POST", "/api/v1/safe-hubs", HUB, staff, 201),
         "alert": made("POST", "/api/v1/alerts", {**ALERT, "expires_at": expires()}, staff, 202),
         "export": made("POST", "/api/v1/exports", EXPORT, council, 202),
+        "webhook": (webhook := made("POST", "/api/v1/webhooks", WEBHOOK, COLUMNS["admin"], 201)),
+        "delivery": failed_delivery(webhook),
     }
+
+
+def failed_delivery(webhook: str) -> str:
+    """A delivery to the partner that failed for good (what a replay is for)."""
+    delivery_id = db.session.scalar(text(
+        "INSERT INTO webhook_deliveries (subscription_id, event, body, status, attempts, next_attempt_at) "
+        "VALUES (:w, 'report.created', '{}', 'failed', 3, NULL) RETURNING id"), {"w": webhook})
+    db.session.commit()
+    return str(delivery_id)
 
 
 CASES = [
@@ -137,7 +160,7 @@ def test_the_matrix_covers_every_documented_operation(client):
     documented = {(method.upper(), path) for path, operations in document["paths"].items() for method in operations
                   if method in ("get", "post", "put", "patch", "delete")}
     placeholders = {"{report}": "{report_id}", "{hub}": "{hub_id}", "{device}": "{device_id}", "{alert}": "{alert_id}",
-                    "{export}": "{export_id}"}
+                    "{export}": "{export_id}", "{webhook}": "{subscription_id}", "{delivery}": "{delivery_id}"}
     covered = set()
     for method, path, _, _ in MATRIX:
         path = path.split("?")[0]

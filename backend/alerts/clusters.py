@@ -22,6 +22,9 @@ from backend.config import current_settings
 from backend.extensions import db
 from backend.outbox import service as outbox
 
+# What this domain announces besides alert.created (backend/outbox/registry.py).
+CLUSTER_DETECTED = "cluster.detected"
+
 log = logging.getLogger(__name__)
 
 # The categories a cluster can be made of, with the alert's title word and severity: the handler
@@ -101,6 +104,7 @@ def check_cluster_for_report(report_id: str) -> str | None:
         SELECT :cluster_id, id FROM reports WHERE {_NEARBY_CONDITION}
     """), {**params, "cluster_id": cluster.id})
     outbox.publish(ALERT_CREATED, {"alert_id": str(alert.id)})
+    outbox.publish(CLUSTER_DETECTED, {"cluster_id": str(cluster.id)}, category=report.category)
     log.info("new %s cluster of %d reports: alert %s", report.category, nearby.n, alert.id)
     return "created"
 

@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import datetime, timezone
 from typing import Any
 
 from geoalchemy2.shape import from_shape
-from shapely.geometry import Point
 from sqlalchemy import delete, text
 
 from backend.auth import Principal
 from backend.devices.models import Device
 from backend.extensions import db
-from backend.geo import METRES_PER_DEGREE_LAT
+from backend.geo import coarse  # a device's exact position is never kept
 from backend.users.service import IDENTITY_CTE, find_user_id
-
-COARSE_M = 100.0
-
-
-def coarse(point: Point) -> Point:
-    """The point snapped to a grid of about COARSE_M metres (a device's exact position is never kept)."""
-    step_lat = COARSE_M / METRES_PER_DEGREE_LAT
-    lat = round(point.y / step_lat) * step_lat
-    step_lon = COARSE_M / (METRES_PER_DEGREE_LAT * max(0.01, math.cos(math.radians(lat))))
-    lon = round(point.x / step_lon) * step_lon
-    return Point(round(max(-180.0, min(180.0, lon)), 6), round(max(-90.0, min(90.0, lat)), 6))
 
 
 def _location(value: Any) -> Any:

@@ -28,6 +28,7 @@ from backend.users.service import IDENTITY_CTE, find_user_id
 # What this domain announces (backend/outbox/registry.py); it does not know who listens.
 REPORT_CREATED = "report.created"
 REPORTS_DELETING = "reports.deleting"
+REPORT_STATUS_CHANGED = "report.status_changed"
 
 
 class IdempotencyConflict(Exception):
@@ -230,17 +231,23 @@ def list_own_reports(principal: Principal, *, limit: int, cursor: str | None) ->
 
 
 def triage(report_id: uuid.UUID, status: str, note: str | None, staff: Principal) -> Report | None:
-    """Move a report to a status, recording who did it and why (the caller commits). None: no such report."""
+    """Move a report to a status, recording who did it and why (the caller commits). None: no such report.
+    A new status is announced as ``report.status_changed``."""
+    previous = db.session.scalar(select(Report.status).where(Report.id == report_id).with_for_update())
+    if previous is None:
+        return None
     report = db.session.scalar(
         update(Report)
         .where(Report.id == report_id)
         .values(status=status, status_note=note, updated_at=datetime.now(timezone.utc))
         .returning(Report)
     )
-    if report is None:
-        return None
-    db.session.add(ReportStatusChange(report_id=report_id, status=status, note=note, changed_by=staff.uid))
+    change = ReportStatusChange(report_id=report_id, status=status, note=note, changed_by=staff.uid)
+    db.session.add(change)
     db.session.flush()
+    if status != previous:
+        outbox.publish(REPORT_STATUS_CHANGED, {"report_id": str(report_id), "status": status, "change_id": change.id},
+                       category=report.category)
     return report
 
 
