@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from backend.vocabulary import STATUSES
+
 APP_ENVS = ("development", "test", "production")
 # Export files in development: next to the local servers' data, outside git.
 DEFAULT_EXPORT_DIR = str(Path(__file__).resolve().parent.parent / ".local" / "exports")
@@ -46,6 +48,16 @@ def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def _statuses(env: dict[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    values = tuple(s.strip() for s in raw.split(",") if s.strip())
+    if unknown := [s for s in values if s not in STATUSES]:
+        raise ConfigError(f"{name} must list statuses among {', '.join(STATUSES)}, got {', '.join(unknown)}")
+    return values
 
 
 RATE_LIMIT_SETTINGS = ("rate_limit_reports", "rate_limit_reports_ip", "rate_limit_devices", "rate_limit_devices_ip",
@@ -115,6 +127,8 @@ class Settings:
     webhook_retry_for_s: int = 86400
     webhook_timeout_s: int = 10
     webhook_lease_s: int = 60
+    # Triage statuses that push an update to the reporter's devices.
+    reporter_update_statuses: tuple[str, ...] = ("actioned", "closed", "rejected")
 
     @property
     def is_production(self) -> bool:
@@ -164,6 +178,7 @@ class Settings:
             webhook_retry_for_s=_int(env, "WEBHOOK_RETRY_FOR_S", cls.webhook_retry_for_s, minimum=1),
             webhook_timeout_s=_int(env, "WEBHOOK_TIMEOUT_S", cls.webhook_timeout_s, minimum=1),
             webhook_lease_s=_int(env, "WEBHOOK_LEASE_S", cls.webhook_lease_s, minimum=1),
+            reporter_update_statuses=_statuses(env, "REPORTER_UPDATE_STATUSES", cls.reporter_update_statuses),
         )
         settings.validate()
         return settings

@@ -22,13 +22,14 @@ def _location(value: Any) -> Any:
 
 _UPSERT = text(f"""
     WITH {IDENTITY_CTE}
-    INSERT INTO devices (user_id, token, platform, audience, location, radius_m, categories)
-    SELECT identity.id, :token, :platform, :audience, ST_GeomFromWKB(:location, 4326), :radius_m, :categories
+    INSERT INTO devices (user_id, token, platform, audience, location, radius_m, categories, locale, updates)
+    SELECT identity.id, :token, :platform, :audience, ST_GeomFromWKB(:location, 4326), :radius_m, :categories,
+           :locale, :updates
     FROM identity
     ON CONFLICT (token) DO UPDATE SET
         user_id = EXCLUDED.user_id, platform = EXCLUDED.platform, audience = EXCLUDED.audience,
         location = EXCLUDED.location, radius_m = EXCLUDED.radius_m, categories = EXCLUDED.categories,
-        updated_at = clock_timestamp()
+        locale = EXCLUDED.locale, updates = EXCLUDED.updates, updated_at = clock_timestamp()
     RETURNING id, (xmax = 0) AS created
 """)
 
@@ -41,6 +42,7 @@ def register(principal: Principal, data: dict[str, Any]) -> tuple[Device, bool]:
         "audience": "staff" if principal.is_staff else "commuter",
         "location": coarse(data["location"]).wkb if data.get("location") is not None else None,
         "radius_m": data.get("radius_m", 1000), "categories": data.get("categories") or [],
+        "locale": data.get("locale", "en"), "updates": data.get("updates", True),
     }
     for _ in range(2):  # a brand-new user's first requests may race for the identity link
         row = db.session.execute(_UPSERT, params).one_or_none()

@@ -1,5 +1,6 @@
 """Partner webhooks: subscriptions (target, events, area, categories, precision, secret) and the
-deliveries made to them (the signed body, attempts, the next try).
+deliveries made to them (the signed body, attempts, the next try). Reporter updates: triage's public
+note (beside the internal one), and each device's language and whether it wants updates.
 
 Revision ID: 0011
 Revises: 0009
@@ -19,6 +20,10 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.add_column("reports", sa.Column("public_note", sa.Text))
+    op.add_column("report_status_changes", sa.Column("public_note", sa.Text))
+    op.add_column("devices", sa.Column("locale", sa.String(35), nullable=False, server_default="en"))
+    op.add_column("devices", sa.Column("updates", sa.Boolean, nullable=False, server_default=sa.true()))
     op.create_table(
         "webhook_subscriptions",
         sa.Column("id", UUID(as_uuid=True), primary_key=True, server_default=sa.text("gen_random_uuid()")),
