@@ -5,8 +5,8 @@ and function-level authorisation). One row per endpoint; the columns are:
     (Southwark), the council of another area (Camden), the safety team, an admin.
 
 The objects: a report by the commuter in Peckham (Southwark), the commuter's device, a safe hub, an
-alert, an export Southwark requested (not built yet), and a partner's webhook subscription with a
-failed delivery."""
+alert, an export Southwark requested (not built yet), a partner's webhook subscription with a
+failed delivery, and an Open311 api_key issued to Southwark. Open311 answers in its own error format."""
 
 from __future__ import annotations
 
@@ -95,6 +95,14 @@ MATRIX: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("POST", "/api/v1/webhooks/{webhook}/secret", None, (401, 403, 403, 403, 403, 403, 200)),
     ("GET", "/api/v1/webhooks/{webhook}/deliveries", None, (401, 403, 403, 403, 403, 403, 200)),
     ("POST", "/api/v1/webhooks/{webhook}/deliveries/{delivery}/replay", None, (401, 403, 403, 403, 403, 403, 202)),
+    ("GET", "/open311/v2/discovery.json", None, ANY),
+    ("GET", "/open311/v2/services.xml", None, ANY),
+    ("GET", "/open311/v2/services/spiking.json", None, ANY),
+    ("GET", "/open311/v2/requests.json", None, (401, 403, 403, 200, 200, 403, 403)),
+    ("GET", "/open311/v2/requests/{request}.xml", None, (401, 403, 403, 200, 404, 403, 403)),
+    ("POST", "/api/v1/open311/keys", {"council": "E09000007"}, (401, 403, 403, 403, 403, 201, 201)),
+    ("GET", "/api/v1/open311/keys", None, (401, 403, 403, 403, 403, 200, 200)),
+    ("DELETE", "/api/v1/open311/keys/{key}", None, (401, 403, 403, 403, 403, 204, 204)),
 ]
 
 
@@ -120,7 +128,7 @@ def world(client) -> dict[str, str]:
         assert response.status_code == status, response.json
         return response.json["id"]
 
-    return {
+    world = {
         "report": made("POST", "/api/v1/reports", report_body(location={"type": "Point", "coordinates": PECKHAM}), owner, 201),
         "device": made("POST", "/api/v1/devices", DEVICE, owner, 201),
         "hub": made("POST", "/api/v1/safe-hubs", HUB, staff, 201),
@@ -128,7 +136,9 @@ def world(client) -> dict[str, str]:
         "export": made("POST", "/api/v1/exports", EXPORT, council, 202),
         "webhook": (webhook := made("POST", "/api/v1/webhooks", WEBHOOK, COLUMNS["admin"], 201)),
         "delivery": failed_delivery(webhook),
+        "key": made("POST", "/api/v1/open311/keys", {"council": "E09000028"}, staff, 201),
     }
+    return {**world, "request": world["report"]}  # an Open311 service request is a report
 
 
 def failed_delivery(webhook: str) -> str:
@@ -160,13 +170,16 @@ def test_the_matrix_covers_every_documented_operation(client):
     documented = {(method.upper(), path) for path, operations in document["paths"].items() for method in operations
                   if method in ("get", "post", "put", "patch", "delete")}
     placeholders = {"{report}": "{report_id}", "{hub}": "{hub_id}", "{device}": "{device_id}", "{alert}": "{alert_id}",
-                    "{export}": "{export_id}", "{webhook}": "{subscription_id}", "{delivery}": "{delivery_id}"}
+                    "{export}": "{export_id}", "{webhook}": "{subscription_id}", "{delivery}": "{delivery_id}",
+                    "{request}": "{request_id}", "{key}": "{key_id}", "/services/spiking.": "/services/{code}."}
     covered = set()
     for method, path, _, _ in MATRIX:
         path = path.split("?")[0]
         for ours, theirs in placeholders.items():
             path = path.replace(ours, theirs)
         path = path.replace("/tiles/10/511/340.mvt", "/tiles/{z}/{x}/{y}.mvt")
+        if path.startswith("/open311/"):
+            path = path.rsplit(".", 1)[0] + ".{fmt}"
         covered.add((method, path))
     assert documented - covered == set()
 

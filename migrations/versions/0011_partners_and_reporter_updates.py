@@ -1,6 +1,7 @@
 """Partner webhooks: subscriptions (target, events, area, categories, precision, secret) and the
 deliveries made to them (the signed body, attempts, the next try). Reporter updates: triage's public
-note (beside the internal one), and each device's language and whether it wants updates.
+note (beside the internal one), and each device's language and whether it wants updates. Open311:
+the API keys staff issue to councils (kept as SHA-256 digests).
 
 Revision ID: 0011
 Revises: 0009
@@ -69,4 +70,15 @@ def upgrade() -> None:
     )
     op.create_index("ix_webhook_deliveries_due", "webhook_deliveries", ["next_attempt_at"],
                     postgresql_where=sa.text("status = 'pending'"))
+    op.create_table(
+        "council_api_keys",
+        sa.Column("id", UUID(as_uuid=True), primary_key=True, server_default=sa.text("gen_random_uuid()")),
+        sa.Column("council", sa.String(9), nullable=False),
+        sa.Column("label", sa.String(200)),
+        sa.Column("key_sha256", sa.LargeBinary, nullable=False, unique=True),
+        sa.Column("created_by", sa.String(128), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.text("clock_timestamp()")),
+        sa.Column("last_used_at", sa.DateTime(timezone=True)),
+        sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    )
     op.create_index("ix_webhook_deliveries_subscription", "webhook_deliveries", ["subscription_id", "created_at"])
