@@ -73,7 +73,8 @@ def _unknown_format(fmt: str) -> Response | None:
 
 def _doc(summary: str, description: str, root: str, query: list[dict[str, Any]] | None = None,
          errors: tuple[int, ...] = (404,)) -> Any:
-    content = {mime: {"schema": {"type": "array" if root != "discovery" else "object"}} for mime in FORMATS.values()}
+    shape = "object" if root in ("discovery", "service_definition") else "array"
+    content = {mime: {"schema": {"type": shape}} for mime in FORMATS.values()}
     responses = {"200": {"description": f"`{root}` in the chosen format", "content": content}}
     for code in errors:
         responses[str(code)] = {"description": "An Open311 error list: `[{code, description}]` or `<errors><error>`"}
