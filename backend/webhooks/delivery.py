@@ -15,8 +15,9 @@ periodic job calls ``deliver()`` for retries).
 from __future__ import annotations
 
 import logging
+import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import requests
@@ -29,7 +30,10 @@ from backend.webhooks.models import webhook_id
 
 log = logging.getLogger(__name__)
 
-BATCH = 50
+BATCH = 20
+# A run stops taking deliveries after this long (its job is stopped at 300 s; a slow receiver takes up
+# to WEBHOOK_TIMEOUT_S a POST): what it claimed and did not send is handed back, due at once.
+BUDGET_S = 240
 USER_AGENT = "SafeTravel-Webhooks/1"
 
 _CLAIM = text("""
@@ -83,6 +87,12 @@ _GONE = text("""
 """)
 
 
+_HAND_BACK = text("""
+    UPDATE webhook_deliveries SET attempts = attempts - 1, next_attempt_at = clock_timestamp()
+    WHERE id = ANY(CAST(:ids AS uuid[])) AND status = 'pending'
+""")
+
+
 def signed_headers(delivery_id: uuid.UUID, secret: str, body: str, now: datetime | None = None) -> dict[str, str]:
     """The Standard Webhooks headers for one attempt: the same webhook-id every time, a fresh timestamp."""
     now = now or datetime.now(timezone.utc)
@@ -110,22 +120,29 @@ def _post(row: Any, timeout_s: int) -> tuple[int | None, str | None]:
     return response.status_code, None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
 
 
-def deliver(delivery_ids: list[str] | None = None, *, limit: int = 1000) -> dict[str, int]:
-    """Send what is due (only ``delivery_ids`` if given), at most ``limit``; commits each outcome.
-    Returns how many were delivered, will be tried again, failed."""
+def deliver(delivery_ids: list[str] | None = None, *, limit: int = 1000, budget_s: float = BUDGET_S) -> dict[str, int]:
+    """Send what is due (only ``delivery_ids`` if given), at most ``limit``, for about ``budget_s``;
+    commits each outcome. Returns how many were delivered, will be tried again, failed."""
     settings = current_settings()
+    started = time.monotonic()
     session = db.session
     figures = {"delivered": 0, "retry": 0, "failed": 0}
     ids = [uuid.UUID(str(i)) for i in delivery_ids] if delivery_ids is not None else None
     done = 0
-    while done < limit:
+    out_of_time = False
+    while done < limit and not out_of_time:
         claimed = session.execute(_CLAIM, {"ids": ids, "limit": min(BATCH, limit - done),
                                            "lease_s": settings.webhook_lease_s}).all()
         session.commit()
         if not claimed:
             break
         done += len(claimed)
-        for row in claimed:
+        for index, row in enumerate(claimed):
+            if time.monotonic() - started >= budget_s:
+                session.execute(_HAND_BACK, {"ids": [r.id for r in claimed[index:]]})
+                session.commit()
+                out_of_time = True
+                break
             code, error = _post(row, settings.webhook_timeout_s)
             if error is None:
                 session.execute(_DELIVERED, {"id": row.id, "code": code})
@@ -143,10 +160,3 @@ def deliver(delivery_ids: list[str] | None = None, *, limit: int = 1000) -> dict
             session.commit()
     return figures
 
-
-def due_in(now: datetime | None = None) -> timedelta | None:
-    """How long until the next pending delivery is due (None: nothing pending); for tests and operators."""
-    at = db.session.scalar(text("SELECT min(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'"))
-    if at is None:
-        return None
-    return at - (now or datetime.now(timezone.utc))

@@ -295,3 +295,18 @@ def test_switching_off_and_on(client, app, admin, commuter, receiver):
     assert len(receiver.accepted()) == 1
     assert client.delete(url, headers=admin.headers()).status_code == 204
     assert client.get(url, headers=admin.headers()).status_code == 404
+
+
+def test_a_run_out_of_time_hands_back_what_it_did_not_send(client, app, admin, commuter, receiver):
+    subscription = subscribe(client, admin, receiver)
+    report(client, commuter)
+    report(client, commuter)
+    with app.app_context():
+        db.session.execute(text("UPDATE outbox SET done_at = now() WHERE task = 'webhooks.deliver'"))
+        for task_id in db.session.scalars(text("SELECT id FROM outbox WHERE done_at IS NULL ORDER BY id")).all():
+            outbox.run(task_id)  # the deliveries are written; nobody has sent them yet
+        assert delivery.deliver(budget_s=0) == {"delivered": 0, "retry": 0, "failed": 0}
+    log = deliveries(client, admin, subscription)
+    assert [(d["status"], d["attempts"]) for d in log] == [("pending", 0), ("pending", 0)]  # due again, untried
+    assert retry_due(app) == {"delivered": 2, "retry": 0, "failed": 0}
+    assert len(receiver.accepted()) == 2
