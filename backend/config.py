@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from backend.vocabulary import STATUSES
+
 APP_ENVS = ("development", "test", "production")
 # Export files in development: next to the local servers' data, outside git.
 DEFAULT_EXPORT_DIR = str(Path(__file__).resolve().parent.parent / ".local" / "exports")
@@ -64,6 +66,8 @@ def _float(env: dict[str, str], name: str, default: float, minimum: float, maxim
 # The public heatmap's noise in development and tests; production must set a secret of its own.
 DEVELOPMENT_PUBLIC_NOISE_SECRET = "development-public-noise-secret-not-for-production"
 MIN_PUBLIC_NOISE_SECRET_CHARS = 32
+
+
 def _flag(env: dict[str, str], name: str, default: bool) -> bool:
     raw = (env.get(name) or "").strip().lower()
     if not raw:
@@ -86,6 +90,16 @@ def _origins(env: dict[str, str], name: str) -> tuple[str, ...]:
             raise ConfigError(f"{name}: {raw!r} is not an origin such as https://tiles.example.org")
         origins.append(f"{parts.scheme}://{parts.netloc}")
     return tuple(origins)
+
+
+def _statuses(env: dict[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    values = tuple(s.strip() for s in raw.split(",") if s.strip())
+    if unknown := [s for s in values if s not in STATUSES]:
+        raise ConfigError(f"{name} must list statuses among {', '.join(STATUSES)}, got {', '.join(unknown)}")
+    return values
 
 
 RATE_LIMIT_SETTINGS = ("rate_limit_reports", "rate_limit_reports_ip", "rate_limit_devices", "rate_limit_devices_ip",
@@ -158,6 +172,16 @@ class Settings:
     log_format: str = "text"
     firebase_web_api_key: str | None = None
     firebase_auth_domain: str | None = None
+    # Partner webhooks: a failed delivery is tried again after WEBHOOK_RETRY_BASE_S, doubling up to
+    # WEBHOOK_RETRY_MAX_S, for WEBHOOK_RETRY_FOR_S in all, then marked failed. A POST waits at most
+    # WEBHOOK_TIMEOUT_S; a delivery taken by a worker that died is tried again after WEBHOOK_LEASE_S.
+    webhook_retry_base_s: int = 30
+    webhook_retry_max_s: int = 3600
+    webhook_retry_for_s: int = 86400
+    webhook_timeout_s: int = 10
+    webhook_lease_s: int = 60
+    # Triage statuses that push an update to the reporter's devices.
+    reporter_update_statuses: tuple[str, ...] = ("actioned", "closed", "rejected")
 
     @property
     def is_production(self) -> bool:
@@ -209,6 +233,12 @@ class Settings:
             log_format=env.get("LOG_FORMAT") or ("json" if app_env == "production" else "text"),
             firebase_web_api_key=env.get("FIREBASE_WEB_API_KEY") or None,
             firebase_auth_domain=env.get("FIREBASE_AUTH_DOMAIN") or None,
+            webhook_retry_base_s=_int(env, "WEBHOOK_RETRY_BASE_S", cls.webhook_retry_base_s, minimum=1),
+            webhook_retry_max_s=_int(env, "WEBHOOK_RETRY_MAX_S", cls.webhook_retry_max_s, minimum=1),
+            webhook_retry_for_s=_int(env, "WEBHOOK_RETRY_FOR_S", cls.webhook_retry_for_s, minimum=1),
+            webhook_timeout_s=_int(env, "WEBHOOK_TIMEOUT_S", cls.webhook_timeout_s, minimum=1),
+            webhook_lease_s=_int(env, "WEBHOOK_LEASE_S", cls.webhook_lease_s, minimum=1),
+            reporter_update_statuses=_statuses(env, "REPORTER_UPDATE_STATUSES", cls.reporter_update_statuses),
         )
         settings.validate()
         return settings

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from shapely.geometry import Polygon
+from shapely.geometry import Point, Polygon
 
 # The mean radius of WGS 84, the sphere PostGIS measures on with ST_DWithin(geography, ..., false).
 EARTH_RADIUS_M = 6_371_008.8
@@ -16,6 +16,8 @@ EARTH_RADIUS_M = 6_371_008.8
 # degree of longitude at the equator) is what the coarse device grid and the demo data were built on.
 METRES_PER_DEGREE_LAT = 111_320.0
 CIRCLE_SEGMENTS = 64
+# Where a location must not be exact (a device's, a partner's coarse webhook): a grid of about 100 m.
+COARSE_M = 100.0
 
 
 def haversine_m(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -47,3 +49,12 @@ def circle(centre: tuple[float, float], radius_m: float, segments: int = CIRCLE_
     ring = [destination(centre, radius_m, -360.0 * i / segments) for i in range(segments)]
     ring = [(round(lon, 7), round(lat, 7)) for lon, lat in ring]
     return Polygon([*ring, ring[0]])
+
+
+def coarse(point: Point) -> Point:
+    """The point snapped to a grid of about COARSE_M metres."""
+    step_lat = COARSE_M / METRES_PER_DEGREE_LAT
+    lat = round(point.y / step_lat) * step_lat
+    step_lon = COARSE_M / (METRES_PER_DEGREE_LAT * max(0.01, math.cos(math.radians(lat))))
+    lon = round(point.x / step_lon) * step_lon
+    return Point(round(max(-180.0, min(180.0, lon)), 6), round(max(-90.0, min(90.0, lat)), 6))

@@ -8,13 +8,15 @@ from backend.exports.models import Export
 from backend.extensions import Base
 from backend.heatmap.models import HeatmapCell, HeatmapReporter, HeatmapRetained, HeatmapTotal
 from backend.hubs.models import SafeHub
+from backend.open311.models import CouncilApiKey
 from backend.outbox.models import OutboxTask
 from backend.reports.models import Report, ReportStatusChange
 from backend.streets.models import StreetSegment
 from backend.users.models import User
+from backend.webhooks.models import WebhookDelivery, WebhookSubscription
 
 __all__ = [
-    "Alert", "AlertDelivery", "AuditEntry", "Base", "Cluster", "ClusterReport", "CouncilArea", "Device", "Export",
+    "Alert", "AlertDelivery", "AuditEntry", "Base", "Cluster", "ClusterReport", "CouncilApiKey", "CouncilArea", "Device", "Export",
     "HeatmapCell", "HeatmapReporter", "HeatmapRetained", "HeatmapTotal", "OutboxTask", "Report", "ReportStatusChange",
-    "SafeHub", "StreetSegment", "User",
+    "SafeHub", "StreetSegment", "User", "WebhookDelivery", "WebhookSubscription",
 ]

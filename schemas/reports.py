@@ -70,7 +70,7 @@ class BatchItemSchema(ReportInSchema):
 
 
 class ReportSchema(Schema):
-    """A report as its author and staff see it."""
+    """A report as its author sees it (staff get StaffReportSchema: the internal note too)."""
 
     class Meta:
         ordered = True
@@ -86,15 +86,15 @@ class ReportSchema(Schema):
     factors = fields.List(fields.String())
     description = fields.String(allow_none=True)
     status = fields.String(validate=validate.OneOf(v.STATUSES))
-    status_note = fields.String(allow_none=True)
+    public_note = fields.String(allow_none=True, metadata={"description": "What the safety team tells the reporter"})
     created_at = UtcDateTime()
     updated_at = UtcDateTime()
 
     @pre_dump
     def _transport(self, report: Any, **_: Any) -> dict[str, Any]:
-        fields_ = {name: getattr(report, name) for name in (
+        fields_ = {name: getattr(report, name, None) for name in (
             "id", "category", "subcategory", "occurred_at", "location", "accuracy_m", "route", "factors",
-            "description", "status", "status_note", "created_at", "updated_at",
+            "description", "status", "status_note", "public_note", "created_at", "updated_at", "status_history",
         )}
         fields_["transport"] = (
             {k: val for k, val in (("mode", report.mode), ("line", report.line), ("station", report.station)) if val}
@@ -110,8 +110,8 @@ class CouncilTransportSchema(Schema):
 
 class ReportForCouncilSchema(Schema):
     """What a council officer sees in their area (backend.reports.service.council_view): no free text
-    (description, status note, transport line and station), times to the hour, the route clipped to
-    the council's area."""
+    (description, internal status note, transport line and station) but the public note, times to the
+    hour, the route clipped to the council's area."""
 
     class Meta:
         ordered = True
@@ -128,17 +128,45 @@ class ReportForCouncilSchema(Schema):
     transport = fields.Nested(CouncilTransportSchema, allow_none=True, metadata={"description": "The mode only"})
     factors = fields.List(fields.String())
     status = fields.String(validate=validate.OneOf(v.STATUSES))
+    public_note = fields.String(allow_none=True, metadata={
+        "description": "What the safety team tells the reporter (written for the public; Open311 status_notes)"})
     created_at = UtcDateTime(metadata={"description": "To the hour"})
     updated_at = UtcDateTime(metadata={"description": "To the hour"})
 
 
+class StaffReportSchema(ReportSchema):
+    """A report as the safety team sees it: with the internal triage note."""
+
+    status_note = fields.String(allow_none=True, metadata={"description": "Internal triage note: staff only"})
+
+
+class StatusChangeSchema(Schema):
+    class Meta:
+        ordered = True
+
+    status = fields.String(validate=validate.OneOf(v.STATUSES))
+    public_note = fields.String(allow_none=True)
+    changed_at = UtcDateTime()
+
+
+class OwnReportSchema(ReportSchema):
+    """A report in its author's list: with its status history (statuses and public notes)."""
+
+    status_history = fields.List(fields.Nested(StatusChangeSchema), metadata={
+        "description": "Oldest first, starting with received; the internal note is never shown"})
+
+
 class ReportPageSchema(Schema):
-    items = fields.List(fields.Nested(ReportSchema))
+    items = fields.List(fields.Nested(StaffReportSchema))
     next_cursor = fields.String(allow_none=True, metadata={"description": "Pass as `cursor` for the next page"})
 
 
 class CouncilReportPageSchema(ReportPageSchema):
     items = fields.List(fields.Nested(ReportForCouncilSchema))
+
+
+class OwnReportPageSchema(ReportPageSchema):
+    items = fields.List(fields.Nested(OwnReportSchema))
 
 
 class PageArgsSchema(Schema):
@@ -187,7 +215,9 @@ class BatchOutSchema(Schema):
 
 class TriageSchema(Schema):
     status = fields.String(required=True, validate=validate.OneOf(v.STATUSES))
-    note = Text(max_length=v.MAX_NOTE_CHARS)
+    note = Text(max_length=v.MAX_NOTE_CHARS, metadata={"description": "Internal: staff only"})
+    public_note = Text(max_length=v.MAX_NOTE_CHARS, metadata={
+        "description": "For the reporter: shown in their app and pushed with the update"})
 
 
 class IdempotencyHeaderSchema(Schema):

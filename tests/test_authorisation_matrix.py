@@ -5,7 +5,8 @@ and function-level authorisation). One row per endpoint; the columns are:
     (Southwark), the council of another area (Camden), the safety team, an admin.
 
 The objects: a report by the commuter in Peckham (Southwark), the commuter's device, a safe hub, an
-alert, and an export Southwark requested (not built yet)."""
+alert, an export Southwark requested (not built yet), a partner's webhook subscription with a
+failed delivery, and an Open311 api_key issued to Southwark. Open311 answers in its own error format."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ DEVICE = {"token": "fcm-matrix-" + "a" * 140, "platform": "android", "radius_m":
           "location": {"type": "Point", "coordinates": PECKHAM}}
 ALERT = {"title": "Station closed", "body": "Use the buses.", "severity": "info",
          "area": {"center": {"type": "Point", "coordinates": PECKHAM}, "radius_m": 500}}
+WEBHOOK = {"url": "https://partner.example.org/hook", "events": ["report.created"], "council": "E09000028"}
 EXPORT = {"kind": "lighting", "council": "E09000028", "from": "2026-01-01", "to": "2026-12-31", "format": "csv"}
 WHERE = "?lon=-0.0692&lat=51.474"
 
@@ -87,6 +89,22 @@ MATRIX: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("GET", "/api/v1/exports", None, (401, 403, 403, 200, 200, 200, 200)),
     ("GET", "/api/v1/exports/{export}", None, (401, 403, 403, 200, 404, 200, 200)),
     ("GET", "/api/v1/exports/{export}/download", None, (401, 403, 403, 409, 404, 409, 409)),
+    ("POST", "/api/v1/webhooks", WEBHOOK, (401, 403, 403, 403, 403, 403, 201)),
+    ("GET", "/api/v1/webhooks", None, (401, 403, 403, 403, 403, 403, 200)),
+    ("GET", "/api/v1/webhooks/{webhook}", None, (401, 403, 403, 403, 403, 403, 200)),
+    ("PATCH", "/api/v1/webhooks/{webhook}", {"precision": "exact"}, (401, 403, 403, 403, 403, 403, 200)),
+    ("DELETE", "/api/v1/webhooks/{webhook}", None, (401, 403, 403, 403, 403, 403, 204)),
+    ("POST", "/api/v1/webhooks/{webhook}/secret", None, (401, 403, 403, 403, 403, 403, 200)),
+    ("GET", "/api/v1/webhooks/{webhook}/deliveries", None, (401, 403, 403, 403, 403, 403, 200)),
+    ("POST", "/api/v1/webhooks/{webhook}/deliveries/{delivery}/replay", None, (401, 403, 403, 403, 403, 403, 202)),
+    ("GET", "/open311/v2/discovery.json", None, ANY),
+    ("GET", "/open311/v2/services.xml", None, ANY),
+    ("GET", "/open311/v2/services/spiking.json", None, ANY),
+    ("GET", "/open311/v2/requests.json", None, (401, 403, 403, 200, 200, 403, 403)),
+    ("GET", "/open311/v2/requests/{request}.xml", None, (401, 403, 403, 200, 404, 403, 403)),
+    ("POST", "/api/v1/open311/keys", {"council": "E09000007"}, (401, 403, 403, 403, 403, 201, 201)),
+    ("GET", "/api/v1/open311/keys", None, (401, 403, 403, 403, 403, 200, 200)),
+    ("DELETE", "/api/v1/open311/keys/{key}", None, (401, 403, 403, 403, 403, 204, 204)),
 ]
 
 
@@ -112,7 +130,7 @@ def world(client) -> dict[str, str]:
         assert response.status_code == status, response.json
         return response.json["id"]
 
-    return {
+    world = {
         "report": made("POST", "/api/v1/reports", report_body(location={"type": "Point", "coordinates": PECKHAM}), owner, 201),
         "device": made("POST", "/api/v1/devices", DEVICE, owner, 201),
         "hub": made("POST", "/api/v1/safe-hubs", HUB, staff, 201),
@@ -125,7 +143,20 @@ def world(client) -> dict[str, str]:
                     ST_SetSRID(ST_MakePoint(-0.0692, 51.474), 4326), 300, 'cluster', 'spiking', 'cluster-detection',
                     now() + interval '6 hours', 'awaiting_confirmation')
             RETURNING id"""))),
+        "webhook": (webhook := made("POST", "/api/v1/webhooks", WEBHOOK, COLUMNS["admin"], 201)),
+        "delivery": failed_delivery(webhook),
+        "key": made("POST", "/api/v1/open311/keys", {"council": "E09000028"}, staff, 201),
     }
+    return {**world, "request": world["report"]}  # an Open311 service request is a report
+
+
+def failed_delivery(webhook: str) -> str:
+    """A delivery to the partner that failed for good (what a replay is for)."""
+    delivery_id = db.session.scalar(text(
+        "INSERT INTO webhook_deliveries (subscription_id, event, body, status, attempts, next_attempt_at) "
+        "VALUES (:w, 'report.created', '{}', 'failed', 3, NULL) RETURNING id"), {"w": webhook})
+    db.session.commit()
+    return str(delivery_id)
 
 
 CASES = [
@@ -148,13 +179,17 @@ def test_the_matrix_covers_every_documented_operation(client):
     documented = {(method.upper(), path) for path, operations in document["paths"].items() for method in operations
                   if method in ("get", "post", "put", "patch", "delete")}
     placeholders = {"{report}": "{report_id}", "{hub}": "{hub_id}", "{device}": "{device_id}", "{alert}": "{alert_id}",
-                    "{cluster_alert}": "{alert_id}", "{export}": "{export_id}"}
+                    "{cluster_alert}": "{alert_id}", "{export}": "{export_id}", "{webhook}": "{subscription_id}",
+                    "{delivery}": "{delivery_id}", "{request}": "{request_id}", "{key}": "{key_id}",
+                    "/services/spiking.": "/services/{code}."}
     covered = set()
     for method, path, _, _ in MATRIX:
         path = path.split("?")[0]
         for ours, theirs in placeholders.items():
             path = path.replace(ours, theirs)
         path = path.replace("/tiles/10/511/340.mvt", "/tiles/{z}/{x}/{y}.mvt")
+        if path.startswith("/open311/"):
+            path = path.rsplit(".", 1)[0] + ".{fmt}"
         covered.add((method, path))
     assert documented - covered == set()
 

@@ -8,6 +8,7 @@ from backend.exports import service as exports
 from backend.extensions import db
 from backend.outbox import service as outbox
 from backend.reports import service as reports
+from backend.webhooks import delivery as webhooks
 from worker import relay
 
 
@@ -46,3 +47,8 @@ def purge_expired_reports(retention_days: int | None = None, batch: int = 5000) 
         deleted += in_batch
     db.session.rollback()
     return deleted
+
+
+def deliver_webhooks() -> dict[str, int]:
+    """Send the webhook deliveries whose retry is due (each outcome committed as its receiver answers)."""
+    return webhooks.deliver()

@@ -10,6 +10,7 @@ from worker import jobs
 # (job, queue, interval in seconds)
 PERIODIC = (
     (jobs.sweep_outbox, queues.MAINTENANCE, 10),
+    (jobs.deliver_webhooks, queues.WEBHOOKS, 5),
     (jobs.purge_outbox, queues.MAINTENANCE, 3600),
     (jobs.purge_exports, queues.MAINTENANCE, 3600),
     (jobs.purge_expired_reports, queues.MAINTENANCE, 86400),

@@ -35,6 +35,9 @@ from backend.extensions import db
 from backend.heatmap.grid import EARTH_CIRCUMFERENCE_M, lonlat_to_cell
 from backend.outbox import service as outbox
 
+# What this domain announces besides alert.created (backend/outbox/registry.py).
+CLUSTER_DETECTED = "cluster.detected"
+
 log = logging.getLogger(__name__)
 
 # The categories a cluster can be made of, with the alert's title word and severity: the handler
@@ -124,6 +127,7 @@ def check_cluster_for_report(report_id: str) -> str | None:
         ORDER BY id FOR KEY SHARE  -- reports in id order, as erasure takes them (docs/architecture.md)
     """), {**params, "cluster_id": cluster.id})
     outbox.publish(ALERT_CREATED, {"alert_id": str(alert.id)})
+    outbox.publish(CLUSTER_DETECTED, {"cluster_id": str(cluster.id)}, category=report.category)
     log.info("new %s cluster of %d reports from %d people: alert %s (%s)", report.category, nearby.n,
              nearby.reporters, alert.id, alert.public_push)
     return "created"

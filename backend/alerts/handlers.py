@@ -3,6 +3,7 @@
 from backend import queues
 from backend.alerts.clusters import CLUSTER_CATEGORIES, check_cluster_for_report
 from backend.alerts.sending import give_up_sending, send_alert
+from backend.alerts.updates import notify_reporter
 from backend.outbox.registry import subscribe
 
 subscribe("report.created", check_cluster_for_report, task="alerts.check_cluster", queue=queues.ALERTS,
@@ -16,3 +17,4 @@ subscribe("alert.confirmed", send_alert, task="alerts.send_confirmed", queue=que
           commits_on_its_own="the same fan-out as alerts.send: the staff devices the first fan-out recorded are not "
                              "sent to again, and commuters are targeted once (alerts.public_push)",
           on_give_up=give_up_sending)
+subscribe("report.status_changed", notify_reporter, task="alerts.notify_reporter", queue=queues.ALERTS)

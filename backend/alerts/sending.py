@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 # What this domain announces (backend/outbox/registry.py): its own handlers send the alert.
 ALERT_CREATED = "alert.created"
 ALERT_CONFIRMED = "alert.confirmed"
+ALERT_SENT = "alert.sent"
 
 
 class TransientFailures(Exception):
@@ -206,6 +207,9 @@ def send_alert(alert_id: str, batch: int = notifiers.MAX_BATCH) -> dict[str, int
     with _send_lock(alert.id) as held:
         if not held:
             raise AlertBeingSent(f"alert {alert_id} is being sent by another worker")
+        db.session.refresh(alert)  # a run that held the lock before this one may have finished it
+        if alert.status == "failed" or (alert.status == "sent" and alert.public_push != "due"):
+            return {}
         return _send_locked(alert, batch)
 
 
@@ -285,6 +289,9 @@ def _send_locked(alert: Alert, batch: int) -> dict[str, int]:
         prune_tokens(dead)
         session.commit()
     unfinished = session.execute(_FIGURES, {"alert_id": alert.id}).scalar()
+    if not unfinished:
+        # In the commit that marks it sent, under the lock: announced once.
+        outbox.publish(ALERT_SENT, {"alert_id": alert_id})
     session.commit()
     session.refresh(alert)
     figures = {k: getattr(alert, k) for k in ("targeted", "sent", "failed", "pruned")}

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 
 from geoalchemy2 import Geometry
-from sqlalchemy import ARRAY, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, text
+from sqlalchemy import ARRAY, Boolean, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, text
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -33,6 +33,9 @@ class Device(Base):
     location = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
     radius_m: Mapped[int] = mapped_column(Integer, server_default="1000")
     categories: Mapped[list[str]] = mapped_column(ARRAY(String(32)), server_default="{}")
+    # The app's language (BCP 47) for messages to this device, and whether it wants its reports' updates.
+    locale: Mapped[str] = mapped_column(String(35), server_default="en")
+    updates: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("clock_timestamp()"))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("clock_timestamp()"))
 

@@ -8,36 +8,23 @@ moves to an account that is not staff, so that nobody takes a phone out of the s
 
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from geoalchemy2.shape import from_shape
-from shapely.geometry import Point
 from sqlalchemy import delete, text
 
 from backend.auth import Principal
 from backend.devices.models import Device
 from backend.extensions import db
-from backend.geo import METRES_PER_DEGREE_LAT
+from backend.geo import coarse  # a device's exact position is never kept
 from backend.users.service import IDENTITY_CTE, find_user_id
-
-COARSE_M = 100.0
 
 
 class StaffDevice(Exception):
     """The token is a staff device's, and the caller's account is not staff."""
-
-
-def coarse(point: Point) -> Point:
-    """The point snapped to a grid of about COARSE_M metres (a device's exact position is never kept)."""
-    step_lat = COARSE_M / METRES_PER_DEGREE_LAT
-    lat = round(point.y / step_lat) * step_lat
-    step_lon = COARSE_M / (METRES_PER_DEGREE_LAT * max(0.01, math.cos(math.radians(lat))))
-    lon = round(point.x / step_lon) * step_lon
-    return Point(round(max(-180.0, min(180.0, lon)), 6), round(max(-90.0, min(90.0, lat)), 6))
 
 
 def _location(value: Any) -> Any:
@@ -46,15 +33,16 @@ def _location(value: Any) -> Any:
 
 _UPSERT = text(f"""
     WITH {IDENTITY_CTE}
-    INSERT INTO devices (user_id, token, platform, audience, location, radius_m, categories)
-    SELECT identity.id, :token, :platform, :audience, ST_GeomFromWKB(:location, 4326), :radius_m, :categories
+    INSERT INTO devices (user_id, token, platform, audience, location, radius_m, categories, locale, updates)
+    SELECT identity.id, :token, :platform, :audience, ST_GeomFromWKB(:location, 4326), :radius_m, :categories,
+           :locale, :updates
     FROM identity
     ON CONFLICT (token) DO UPDATE SET
         previous_user_id = CASE WHEN devices.user_id <> EXCLUDED.user_id THEN devices.user_id
                                 ELSE devices.previous_user_id END,
         user_id = EXCLUDED.user_id, platform = EXCLUDED.platform, audience = EXCLUDED.audience,
         location = EXCLUDED.location, radius_m = EXCLUDED.radius_m, categories = EXCLUDED.categories,
-        updated_at = clock_timestamp()
+        locale = EXCLUDED.locale, updates = EXCLUDED.updates, updated_at = clock_timestamp()
     RETURNING id, (xmax = 0) AS created
 """)
 
@@ -85,6 +73,7 @@ def register(principal: Principal, data: dict[str, Any]) -> Registration:
         "audience": "staff" if principal.is_staff else "commuter",
         "location": coarse(data["location"]).wkb if data.get("location") is not None else None,
         "radius_m": data.get("radius_m", 1000), "categories": data.get("categories") or [],
+        "locale": data.get("locale", "en"), "updates": data.get("updates", True),
     }
     for _ in range(2):  # a brand-new user's first requests may race for the identity link
         row = db.session.execute(_UPSERT, params).one_or_none()

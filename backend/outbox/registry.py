@@ -53,6 +53,14 @@ EVENTS: dict[str, Event] = {e.name: e for e in (
     Event("alert.confirmed", "alerts", "a staff member confirmed a cluster alert's push to commuters",
           payload=("alert_id",)),
     Event("export.requested", "exports", "a council export was requested", payload=("export_id",)),
+    Event("report.status_changed", "reports", "staff triaged a report to a new status",
+          payload=("report_id", "status", "change_id"), attributes=("category",)),
+    Event("cluster.detected", "alerts", "cluster detection found a new cluster of reports",
+          payload=("cluster_id",), attributes=("category",)),
+    Event("alert.sent", "alerts", "an alert's fan-out finished (every targeted device answered)",
+          payload=("alert_id",)),
+    Event("webhooks.deliveries_due", "webhooks", "webhook deliveries were recorded and are due now",
+          payload=("delivery_ids",)),
 )}
 
 

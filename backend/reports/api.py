@@ -22,11 +22,14 @@ from schemas.reports import (
     BatchOutSchema,
     CouncilReportPageSchema,
     IdempotencyHeaderSchema,
+    OwnReportPageSchema,
+    OwnReportSchema,
     PageArgsSchema,
     ReportFilterSchema,
     ReportInSchema,
     ReportPageSchema,
     ReportSchema,
+    StaffReportSchema,
     TriageSchema,
 )
 
@@ -162,10 +165,10 @@ class ReportBatch(MethodView):
 @blp.route("/reports/<uuid:report_id>")
 class ReportById(MethodView):
     @requires(*ANY_SIGNED_IN)
-    @blp.response(200, ReportSchema)
+    @blp.response(200, OwnReportSchema)
     @blp.alt_response(404, description="No such report, or not yours")
     def get(self, report_id: uuid.UUID):
-        """One report (its author, staff)"""
+        """One report (its author, with its status history; staff, with the internal `status_note` instead)"""
         principal = current_principal()
         report = service.report_visible_to(principal, report_id)
         if report is None:
@@ -173,15 +176,22 @@ class ReportById(MethodView):
         if principal.is_staff:
             audit.record(principal, "report.read", "report", report.id)
             db.session.commit()
-        return report
+            # Staff's view: dumped here, so the author's schema is not applied.
+            return jsonify(StaffReportSchema().dump(report))
+        return service.with_history([report])[0]
 
     @requires(*STAFF)
     @blp.arguments(TriageSchema())
-    @blp.response(200, ReportSchema)
+    @blp.response(200, StaffReportSchema)
     @blp.alt_response(404, description="No such report")
     def patch(self, data: dict[str, Any], report_id: uuid.UUID):
-        """Triage a report (staff): set its `status`, with an optional `note`"""
-        report = service.triage(report_id, data["status"], data.get("note"), current_principal())
+        """Triage a report (staff): set its `status`, with an optional internal `note` and a `public_note` for the reporter
+
+        Moving it to a status in REPORTER_UPDATE_STATUSES (default actioned, closed, rejected) pushes
+        the new status and the public note to the reporter's own devices, in each device's language.
+        """
+        report = service.triage(report_id, data["status"], data.get("note"), current_principal(),
+                                data.get("public_note"))
         if report is None:
             abort(404, message="No such report.")
         db.session.commit()
@@ -192,9 +202,9 @@ class ReportById(MethodView):
 class MyReports(MethodView):
     @requires(*ANY_SIGNED_IN)
     @blp.arguments(PageArgsSchema(), location="query", as_kwargs=True)
-    @blp.response(200, ReportPageSchema)
+    @blp.response(200, OwnReportPageSchema)
     def get(self, limit: int, cursor: str | None = None):
-        """The caller's own reports, newest first"""
+        """The caller's own reports, newest first, each with its status history and public notes"""
         items, next_cursor = _page_or_422(
             lambda: service.list_own_reports(current_principal(), limit=limit, cursor=cursor)
         )

@@ -44,7 +44,8 @@ class Report(Base):
     factors: Mapped[list[str]] = mapped_column(ARRAY(String(32)), server_default="{}")
     description: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), server_default="received")
-    status_note: Mapped[str | None] = mapped_column(Text)
+    status_note: Mapped[str | None] = mapped_column(Text)  # internal: staff only
+    public_note: Mapped[str | None] = mapped_column(Text)  # for the reporter (and partners' status_notes)
     idempotency_key: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     request_hash: Mapped[bytes | None] = mapped_column(BYTEA)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("clock_timestamp()"))
@@ -75,6 +76,7 @@ class ReportStatusChange(Base):
     report_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(16))
     note: Mapped[str | None] = mapped_column(Text)
+    public_note: Mapped[str | None] = mapped_column(Text)
     changed_by: Mapped[str] = mapped_column(String(128))
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

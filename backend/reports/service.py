@@ -29,6 +29,7 @@ from backend.users.service import IDENTITY_CTE, find_user_id
 # What this domain announces (backend/outbox/registry.py); it does not know who listens.
 REPORT_CREATED = "report.created"
 REPORTS_DELETING = "reports.deleting"
+REPORT_STATUS_CHANGED = "report.status_changed"
 
 
 class IdempotencyConflict(Exception):
@@ -263,29 +264,57 @@ def council_view(reports: list[Report], council: str) -> list[dict[str, Any]]:
         "id": r.id, "category": r.category, "subcategory": r.subcategory,
         "occurred_at": _to_the_hour(r.occurred_at), "location": r.location, "accuracy_m": r.accuracy_m,
         "route": clipped.get(r.id), "transport": {"mode": r.mode} if r.mode else None, "factors": r.factors,
-        "status": r.status, "created_at": _to_the_hour(r.created_at), "updated_at": _to_the_hour(r.updated_at),
+        "status": r.status, "public_note": r.public_note, "created_at": _to_the_hour(r.created_at),
+        "updated_at": _to_the_hour(r.updated_at),
     } for r in reports]
 
 
 def list_own_reports(principal: Principal, *, limit: int, cursor: str | None) -> tuple[list[Report], str | None]:
+    """The caller's reports, newest first, each with its status history (``with_history``)."""
     author_id = find_user_id(principal.uid)
     if author_id is None:
         return [], None
-    return _page(select(Report).where(Report.author_id == author_id), limit, cursor)
+    items, next_cursor = _page(select(Report).where(Report.author_id == author_id), limit, cursor)
+    return with_history(items), next_cursor
 
 
-def triage(report_id: uuid.UUID, status: str, note: str | None, staff: Principal) -> Report | None:
-    """Move a report to a status, recording who did it and why (the caller commits). None: no such report."""
+def with_history(reports: list[Report]) -> list[Report]:
+    """Give each report its ``status_history`` as its author may see it: received when it was, then each
+    triage's status and public note (never the internal note), oldest first. One query for the page."""
+    changes: dict[uuid.UUID, list[dict[str, Any]]] = {r.id: [] for r in reports}
+    for row in db.session.execute(
+        select(ReportStatusChange.report_id, ReportStatusChange.status, ReportStatusChange.public_note,
+               ReportStatusChange.changed_at)
+        .where(ReportStatusChange.report_id.in_(list(changes)))
+        .order_by(ReportStatusChange.changed_at, ReportStatusChange.id)
+    ):
+        changes[row.report_id].append({"status": row.status, "public_note": row.public_note, "changed_at": row.changed_at})
+    for report in reports:
+        report.status_history = [{"status": "received", "public_note": None, "changed_at": report.created_at},
+                                 *changes[report.id]]
+    return reports
+
+
+def triage(report_id: uuid.UUID, status: str, note: str | None, staff: Principal,
+           public_note: str | None = None) -> Report | None:
+    """Move a report to a status, recording who did it and why (the caller commits). None: no such report.
+    A new status is announced as ``report.status_changed``."""
+    previous = db.session.scalar(select(Report.status).where(Report.id == report_id).with_for_update())
+    if previous is None:
+        return None
     report = db.session.scalar(
         update(Report)
         .where(Report.id == report_id)
-        .values(status=status, status_note=note, updated_at=datetime.now(timezone.utc))
+        .values(status=status, status_note=note, public_note=public_note, updated_at=datetime.now(timezone.utc))
         .returning(Report)
     )
-    if report is None:
-        return None
-    db.session.add(ReportStatusChange(report_id=report_id, status=status, note=note, changed_by=staff.uid))
+    change = ReportStatusChange(report_id=report_id, status=status, note=note, public_note=public_note,
+                                changed_by=staff.uid)
+    db.session.add(change)
     db.session.flush()
+    if status != previous:
+        outbox.publish(REPORT_STATUS_CHANGED, {"report_id": str(report_id), "status": status, "change_id": change.id},
+                       category=report.category)
     return report
 
 

@@ -7,7 +7,6 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-import responses
 from sqlalchemy import func, select, text
 
 from backend.alerts import notifier as notifiers
@@ -16,7 +15,6 @@ from backend.alerts.models import Alert
 from backend.devices.models import Device
 from backend.extensions import db
 from backend.outbox import service as outbox
-from tests.alerts.fcm import FakeFcm, firebase_test_app
 from tests.factories import Caller
 
 CENTRE = (-0.1145, 51.4627)
@@ -35,18 +33,6 @@ def alert_body(**area) -> dict:
     return {"title": "Avoid Brixton Road", "body": "Police incident near the station.", "severity": "warning",
             "area": area or {"center": {"type": "Point", "coordinates": list(CENTRE)}, "radius_m": 500},
             "expires_at": expires()}
-
-
-@pytest.fixture
-def fcm(monkeypatch):
-    from firebase_admin import _http_client
-
-    # firebase-admin's own HTTP retries back off 0.5 s, 1 s, 2 s...: not in tests.
-    monkeypatch.setattr(_http_client.DEFAULT_RETRY_CONFIG, "backoff_factor", 0)
-    notifiers.use(notifiers.FcmNotifier(firebase_test_app()))
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield FakeFcm(rsps)
-    notifiers.use(None)
 
 
 def add_device(token: str, where: list[float] | None = None, radius_m: int = 100, uid: str | None = None) -> None:

@@ -67,9 +67,11 @@ def test_queued_handlers_have_stable_task_names_and_say_whether_they_commit(app)
     tasks = {h.task: h for h in registry.all_handlers() if not h.inline}
     # Tasks already waiting in a deployed outbox name these: renaming one strands them.
     assert set(tasks) == {"heatmap.apply_report", "alerts.check_cluster", "alerts.send", "alerts.send_confirmed",
-                          "exports.build"}
+                          "alerts.notify_reporter", "exports.build", "webhooks.report_created",
+                          "webhooks.report_status_changed", "webhooks.cluster_detected", "webhooks.alert_sent",
+                          "webhooks.deliver"}
     assert {t for t, h in tasks.items() if h.commits_on_its_own} == {"alerts.send", "alerts.send_confirmed",
-                                                                      "exports.build"}
+                                                                      "exports.build", "webhooks.deliver"}
 
 
 def test_a_domain_with_handlers_the_app_does_not_load_is_refused():

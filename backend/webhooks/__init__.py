@@ -1,0 +1,1 @@
+"""Partner webhooks: subscriptions managed by admins, deliveries signed per Standard Webhooks."""
