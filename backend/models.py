@@ -10,11 +10,11 @@ from backend.heatmap.models import HeatmapCell, HeatmapReporter, HeatmapRetained
 from backend.hubs.models import SafeHub
 from backend.outbox.models import OutboxTask
 from backend.reports.models import Report, ReportStatusChange
-from backend.streets.models import StreetSegment
+from backend.streets.models import StreetEdge, StreetNetwork, StreetSegment, StreetVertex
 from backend.users.models import User
 
 __all__ = [
     "Alert", "AlertDelivery", "AuditEntry", "Base", "Cluster", "ClusterReport", "CouncilArea", "Device", "Export",
     "HeatmapCell", "HeatmapReporter", "HeatmapRetained", "HeatmapTotal", "OutboxTask", "Report", "ReportStatusChange",
-    "SafeHub", "StreetSegment", "User",
+    "SafeHub", "StreetEdge", "StreetNetwork", "StreetSegment", "StreetVertex", "User",
 ]
