@@ -28,7 +28,7 @@ MAX_QUERY_BYTES = 4096
 # The domains (backend/<name>/), in the order their HTTP APIs are documented and their event handlers
 # registered: an event's outbox tasks are written, and so first run, in this order.
 DOMAINS = ("health", "meta", "reports", "users", "councils", "heatmap", "hubs", "devices", "alerts", "exports",
-           "streets", "audit", "dashboard", "demo")
+           "streets", "routes", "audit", "dashboard", "demo")
 
 
 def create_app(settings: Settings | None = None) -> Flask:
