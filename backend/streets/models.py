@@ -52,6 +52,7 @@ class StreetNetwork(Base):
     sha256: Mapped[str] = mapped_column(Text, nullable=False)
     segments: Mapped[int] = mapped_column(Integer, nullable=False)
     edges: Mapped[int] = mapped_column(Integer, nullable=False)
+    extent = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=False), nullable=False)
     loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
 

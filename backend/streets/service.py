@@ -18,6 +18,10 @@ from backend.streets.models import StreetNetwork, StreetSegment, StreetVertex
 # loads it on every start (skipped when the same file is already loaded).
 SHIPPED = {"path": Path(__file__).resolve().parents[2] / "data" / "london_streets.gpkg",
            "id_field": "osm_id", "name_field": "name", "class_field": "highway", "lit_field": "lit"}
+# The network's extent: the squares of this grid (about 330 m by 210 m in London) holding a segment's midpoint.
+EXTENT_SQUARE_DEGREES = 0.003
+# An export's area is ranked by street when the network's extent covers at least this share of it.
+COVERAGE_SHARE = 0.8
 LIT_YES = {"yes", "24/7", "yes;24/7", "automatic", "limited", "interval"}
 
 CHUNK = 5000
@@ -108,11 +112,16 @@ def load_street_segments(path: str | Path, *, id_field: str | None = None, name_
     edges = graph.rebuild()
     digest = file_digest(path, layer, id_field, name_field, class_field, lit_field)
     db.session.execute(text("""
-        INSERT INTO street_networks (id, source, sha256, segments, edges) VALUES (1, :source, :sha256, :segments, :edges)
+        INSERT INTO street_networks (id, source, sha256, segments, edges, extent)
+        SELECT 1, :source, :sha256, :segments, :edges,
+               ST_Multi(ST_Union(ST_MakeEnvelope(x * :square, y * :square, (x + 1) * :square, (y + 1) * :square, 4326)))
+        FROM (SELECT DISTINCT floor(ST_X(midpoint) / :square) AS x, floor(ST_Y(midpoint) / :square) AS y
+              FROM street_segments) AS squares
+        HAVING count(*) > 0
         ON CONFLICT (id) DO UPDATE SET source = excluded.source, sha256 = excluded.sha256,
-            segments = excluded.segments, edges = excluded.edges, loaded_at = now()"""),
+            segments = excluded.segments, edges = excluded.edges, extent = excluded.extent, loaded_at = now()"""),
         {"source": Path(path).name, "sha256": digest if replace else f"{digest}+", "segments": segment_count(),
-         "edges": edges})
+         "edges": edges, "square": EXTENT_SQUARE_DEGREES})
     db.session.expire_all()
     return loaded
 
@@ -126,6 +135,15 @@ def load_shipped_network(path: str | Path | None = None) -> int | None:
     if network is not None and network.sha256 == file_digest(path, None, *options.values()) and segment_count() > 0:
         return None
     return load_street_segments(path, **options)
+
+
+def covers(area: object) -> bool:
+    """Whether the loaded network covers at least COVERAGE_SHARE of ``area`` (a geometry in WGS 84)."""
+    share = db.session.scalar(text("""
+        SELECT ST_Area(ST_Intersection(n.extent, a.g)::geography) / nullif(ST_Area(a.g::geography), 0)
+        FROM street_networks n, (SELECT ST_SetSRID(ST_GeomFromEWKB(:area), 4326) AS g) AS a"""),
+        {"area": bytes(area.data) if hasattr(area, "data") else area})
+    return share is not None and share >= COVERAGE_SHARE
 
 
 def segment_count() -> int:

@@ -6,7 +6,8 @@ Create Date: 2026-12-02
 
 - ``street_segments.lit``: ``yes``, ``no`` or NULL (not known), as tagged in the source.
 - ``street_networks``: the file the loaded network came from and its SHA-256, so that loading the
-  same file again (every ``make run``) is skipped.
+  same file again (every ``make run``) is skipped; and its extent (the squares of a ~300 m grid that
+  hold a segment), which decides whether an export's area is ranked by street or by grid cell.
 - ``street_edges`` and ``street_vertices``: the network noded for pgRouting (``backend/routes``):
   every segment cut at each vertex it shares with another segment (coordinates snapped to a small
   grid first: the sources were not all split at junctions), with source and target vertices and
@@ -32,6 +33,7 @@ def upgrade() -> None:
             sha256 text NOT NULL,
             segments integer NOT NULL,
             edges integer NOT NULL,
+            extent geometry(MultiPolygon, 4326) NOT NULL,
             loaded_at timestamptz NOT NULL DEFAULT now()
         )""")
     op.execute("""
