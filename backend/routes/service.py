@@ -9,8 +9,10 @@ The safer route minimises each edge's length times ``1 + penalty``, where the pe
 
 It is never longer than ``MAX_DETOUR`` times the shortest: when the penalised route is longer, the
 penalties are halved and the route sought again (``STRENGTHS``); when none fits, the safer route is the
-shortest and the answer says so. Each query reads only the edges in a box around the two places
-(pgRouting reads its edge query on every call; the whole city would take seconds).
+shortest and the answer says so. The shortest route is sought among the edges in a box around the two
+places (pgRouting reads its edge query on every call; the whole city would take seconds), the safer one
+among those in a corridor around the shortest (``CORRIDOR_SHARE``), and only when the shortest has a
+penalty at all.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ WALK_M_PER_MIN = 80.0
 # The box: the two places' bounding box widened by this share of their distance, and at least BOX_MIN_M.
 BOX_SHARE = 0.6
 BOX_MIN_M = 300
+# The safer route is sought among the edges within this share of the shortest route's length of it
+# (at least CORRIDOR_MIN_M): the streets a walker would take to go round a block or two.
+CORRIDOR_SHARE = 0.2
+CORRIDOR_MIN_M = 150
 SAME_NOTE = "No route within 1.5 times the shortest avoids more reports or unlit streets: the shortest is the safer."
 
 
@@ -87,60 +93,74 @@ def _nearest_vertex(place: tuple[float, float], field: str) -> int:
     return row.vertex
 
 
-def _penalties(box: Box, at: datetime, after_dark: bool, tz: str) -> dict[int, float]:
-    """The penalty of each edge in the box that has one (edge id -> penalty)."""
+def _corridor(edge_ids: list[int], length_m: float) -> str:
+    """The area a safer route is sought in, as an SQL literal: the shortest route widened by
+    CORRIDOR_SHARE of its length (at least CORRIDOR_MIN_M), as hex EWKB."""
+    hexed = db.session.scalar(text("""
+        SELECT ST_AsHEXEWKB(ST_Transform(ST_Buffer(ST_Simplify(ST_Transform(line, 3857), 10 / scale),
+                                                   :width / scale, 'quad_segs=2'), 4326))
+        FROM (SELECT ST_LineMerge(ST_Collect(geom)) AS line FROM street_edges WHERE id = ANY(:ids)) AS path,
+             cos(radians(ST_Y(ST_Centroid(path.line)))) AS scale  -- Web Mercator metres per metre: 1 / scale
+    """), {"ids": edge_ids, "width": max(CORRIDOR_MIN_M, CORRIDOR_SHARE * length_m)})
+    return f"'{hexed}'::geometry"
+
+
+def _penalties(corridor: str, at: datetime, tz: str) -> dict[int, float]:
+    """The report penalty of each edge in the corridor that has one (edge id -> penalty)."""
     rows = db.session.execute(text(f"""
-        WITH box AS MATERIALIZED (SELECT {box.sql()} AS b),
+        WITH area AS MATERIALIZED (SELECT expand_by_metres(ST_Envelope({corridor}), :near) AS b),
         recent AS MATERIALIZED (
             SELECT coalesce(r.route, r.location) AS g,
                    CASE WHEN least(abs(local_hour(r.occurred_at, :tz) - local_hour(:at, :tz)),
                                    24 - abs(local_hour(r.occurred_at, :tz) - local_hour(:at, :tz))) <= :same_h
                         THEN 1.0 ELSE :other END AS weight
-            FROM reports r, box
+            FROM reports r, area
             WHERE r.occurred_at > :at - make_interval(days => :days) AND r.occurred_at <= :at
               AND r.status <> 'rejected'
-              AND (ST_Intersects(r.location, expand_by_metres(box.b, :near))
-                   OR (r.route IS NOT NULL AND ST_Intersects(r.route, expand_by_metres(box.b, :near))))
-        ),
-        reported AS (
-            SELECT e.id, least(:cap, :per_report * sum(r.weight)) AS penalty
-            FROM recent r JOIN street_edges e
-              ON ST_Intersects(e.geom, expand_by_metres(r.g, :near)) AND ST_DWithin(e.geom::geography, r.g::geography, :near)
-            GROUP BY e.id
-        ),
-        unlit AS (
-            SELECT e.id, :unlit AS penalty
-            FROM street_edges e JOIN street_segments s ON s.id = e.segment_id, box
-            WHERE :after_dark AND s.lit = 'no' AND e.geom && box.b
+              AND (ST_Intersects(r.location, area.b) OR (r.route IS NOT NULL AND ST_Intersects(r.route, area.b)))
         )
-        SELECT id, sum(penalty) AS penalty FROM (SELECT * FROM reported UNION ALL SELECT * FROM unlit) AS p GROUP BY id
+        SELECT e.id, least(:cap, :per_report * sum(r.weight)) AS penalty
+        FROM recent r JOIN street_edges e
+          ON ST_Intersects(e.geom, expand_by_metres(r.g, :near)) AND ST_DWithin(e.geom::geography, r.g::geography, :near)
+        WHERE ST_Intersects(e.geom, {corridor})
+        GROUP BY e.id
     """), {"tz": tz, "at": at, "same_h": SAME_TIME_H, "other": OTHER_TIME_SHARE, "days": RECENT_DAYS,
-           "near": NEAR_M, "cap": REPORT_PENALTY_CAP, "per_report": REPORT_WEIGHT, "unlit": UNLIT_PENALTY,
-           "after_dark": after_dark}).all()
+           "near": NEAR_M, "cap": REPORT_PENALTY_CAP, "per_report": REPORT_WEIGHT}).all()
     return {row.id: float(row.penalty) for row in rows}
 
 
-def edges_sql(box: Box, penalties: dict[int, float] | None = None, strength: float = 0.0) -> str:
-    """pgRouting's edge query: the edges in the box, cost in metres (times 1 + strength x penalty)."""
-    if not penalties or strength == 0:
-        return f"SELECT id, source, target, length_m AS cost FROM street_edges WHERE geom && {box.sql()}"
+def edges_sql(box: Box) -> str:
+    """pgRouting's edge query for the shortest route: the edges in the box, cost in metres."""
+    return f"SELECT id, source, target, length_m AS cost FROM street_edges WHERE geom && {box.sql()}"
+
+
+def safer_edges_sql(corridor: str, penalties: dict[int, float], after_dark: bool, strength: float) -> str:
+    """pgRouting's edge query for the safer route: the edges in the corridor, cost in metres times
+    1 + strength x (report penalty + unlit penalty after dark)."""
     ids = ",".join(str(int(i)) for i in penalties)
     values = ",".join(repr(float(p)) for p in penalties.values())
-    return (f"SELECT e.id, e.source, e.target, e.length_m * (1 + {float(strength)!r} * coalesce(p.penalty, 0)) AS cost "
+    unlit = f"CASE WHEN e.lit = 'no' THEN {UNLIT_PENALTY!r} ELSE 0 END" if after_dark else "0"
+    return (f"SELECT e.id, e.source, e.target, "
+            f"e.length_m * (1 + {float(strength)!r} * (coalesce(p.penalty, 0) + {unlit})) AS cost "
             f"FROM street_edges e LEFT JOIN unnest('{{{ids}}}'::bigint[], '{{{values}}}'::float8[]) AS p (id, penalty) "
-            f"ON p.id = e.id WHERE e.geom && {box.sql()}")
+            f"ON p.id = e.id WHERE e.geom && {corridor} AND ST_Intersects(e.geom, {corridor})")
 
 
-def dijkstra(edges: str, source: int, target: int) -> list[int]:
-    """The edges of the cheapest path, in order (empty when there is none)."""
-    return list(db.session.scalars(text(
+@dataclass
+class Path:
+    edges: list[int]
+    length_m: float
+    unlit_m: float
+
+
+def dijkstra(edges_query: str, source: int, target: int) -> Path:
+    """The cheapest path's edges, in order, and its length in metres (no edges when there is none)."""
+    edges = list(db.session.scalars(text(
         "SELECT edge FROM pgr_dijkstra(:edges, CAST(:source AS bigint), CAST(:target AS bigint), directed => false) "
-        "WHERE edge <> -1 ORDER BY path_seq"), {"edges": edges, "source": source, "target": target}))
-
-
-def _length(edge_ids: list[int]) -> float:
-    return db.session.scalar(text("SELECT coalesce(sum(length_m), 0) FROM street_edges WHERE id = ANY(:ids)"),
-                             {"ids": edge_ids}) or 0.0
+        "WHERE edge <> -1 ORDER BY path_seq"), {"edges": edges_query, "source": source, "target": target}))
+    # Apart: joined to pgRouting's answer, the planner would scan every edge (it expects 1,000 rows).
+    rows = db.session.execute(text("SELECT length_m, lit FROM street_edges WHERE id = ANY(:ids)"), {"ids": edges}).all()
+    return Path(edges, sum(row.length_m for row in rows), sum(row.length_m for row in rows if row.lit == "no"))
 
 
 def _summary(kind: str, edge_ids: list[int], source: int, at: datetime, after_dark: bool, tz: ZoneInfo) -> dict[str, Any]:
@@ -201,26 +221,27 @@ def safer_route(start: tuple[float, float], end: tuple[float, float], apart_m: f
     after_dark = bool(db.session.scalar(text("SELECT sun_is_down(:at, :lon, :lat)"),
                                         {"at": at, "lon": start[0], "lat": start[1]}))
     for widen in (1.0, 3.0):  # a box too tight for any path (a river between): once more, wider
-        box = _box(start, end, apart_m, widen)
-        shortest = dijkstra(edges_sql(box), source, target)
-        if shortest:
+        shortest = dijkstra(edges_sql(_box(start, end, apart_m, widen)), source, target)
+        if shortest.edges:
             break
     else:
         raise RouteInputError("to", "cannot be reached on foot from `from` on the street network")
-    penalties = _penalties(box, at, after_dark, str(tz))
-    shortest_m = _length(shortest)
+    corridor = _corridor(shortest.edges, shortest.length_m)
+    penalties = _penalties(corridor, at, str(tz))
     safer = shortest
-    if any(penalties.get(e, 0) > 0 for e in shortest):
+    if any(e in penalties for e in shortest.edges) or (after_dark and shortest.unlit_m > 0):
         for strength in STRENGTHS:
-            candidate = dijkstra(edges_sql(box, penalties, strength), source, target)
-            if candidate and _length(candidate) <= MAX_DETOUR * shortest_m:
+            candidate = dijkstra(safer_edges_sql(corridor, penalties, after_dark, strength), source, target)
+            if candidate.edges and candidate.length_m <= MAX_DETOUR * shortest.length_m:
                 safer = candidate
                 break
-    same = sorted(safer) == sorted(shortest)
+    same = sorted(safer.edges) == sorted(shortest.edges)
+    first = _summary("shortest", shortest.edges, source, at, after_dark, tz)
+    second = ({**first, "properties": {**first["properties"], "kind": "safer"}} if same
+              else _summary("safer", safer.edges, source, at, after_dark, tz))
     return {
         "type": "FeatureCollection",
-        "features": [_summary("shortest", shortest, source, at, after_dark, tz),
-                     _summary("safer", safer, source, at, after_dark, tz)],
+        "features": [first, second],
         "same_route": same,
         "note": SAME_NOTE if same else None,
         "after_dark": after_dark,

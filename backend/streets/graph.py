@@ -4,8 +4,8 @@ The sources were not all split at junctions (an OpenStreetMap way runs on throug
 meets), so every vertex is first snapped to a grid of ``SNAP_DEGREES`` (about a metre) and a segment
 is cut at each snapped vertex it shares with another segment, and at its two ends. The cut points are
 the graph's vertices (``street_vertices``); the pieces between them its edges (``street_edges``),
-each with its ``source`` and ``target`` vertex and its length in metres as its cost, and the segment
-it belongs to (for the street's name and lighting). Pieces of the graph cut off from the rest (fewer
+each with its ``source`` and ``target`` vertex, its length in metres as its cost, the segment it
+belongs to, and that segment's ``lit``. Pieces of the graph cut off from the rest (fewer
 than ``ISLAND_SHARE`` of the largest piece's vertices) are left out of it. Two streets that cross without sharing a vertex
 (a bridge over a road) stay unconnected, as they should.
 """
@@ -40,10 +40,10 @@ _STEPS = (
     """INSERT INTO street_vertices (id, geom)
        SELECT id, ST_SetSRID(ST_MakePoint(kx * :grid, ky * :grid), 4326) FROM street_nodes""",
     # Each segment cut at its vertices: the pieces between consecutive cuts, ends moved onto the vertices.
-    """INSERT INTO street_edges (segment_id, source, target, length_m, geom)
-       SELECT segment_id, source, target, ST_Length(geom::geography), geom
+    """INSERT INTO street_edges (segment_id, source, target, length_m, lit, geom)
+       SELECT segment_id, source, target, ST_Length(geom::geography), lit, geom
        FROM (
-           SELECT c.segment_id, c.source, c.target,
+           SELECT c.segment_id, c.source, c.target, s.lit,
                   ST_SetPoint(ST_SetPoint(ST_MakeLine(array_agg(p.pt ORDER BY p.i)), 0, vs.geom), -1, vt.geom) AS geom
            FROM (
                SELECT segment_id, i AS a, lead(i) OVER w AS b, id AS source, lead(id) OVER w AS target
@@ -51,10 +51,11 @@ _STEPS = (
                WINDOW w AS (PARTITION BY segment_id ORDER BY i)
            ) AS c
            JOIN street_points p ON p.segment_id = c.segment_id AND p.i BETWEEN c.a AND c.b
+           JOIN street_segments s ON s.id = c.segment_id
            JOIN street_vertices vs ON vs.id = c.source
            JOIN street_vertices vt ON vt.id = c.target
            WHERE c.b IS NOT NULL AND c.source <> c.target
-           GROUP BY c.segment_id, c.a, c.source, c.target, vs.geom, vt.geom
+           GROUP BY c.segment_id, c.a, c.source, c.target, s.lit, vs.geom, vt.geom
        ) AS pieces
        WHERE ST_Length(geom) > 0""",
     "DROP TABLE street_points",

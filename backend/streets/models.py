@@ -78,6 +78,7 @@ class StreetEdge(Base):
     source: Mapped[int] = mapped_column(BigInteger, nullable=False)
     target: Mapped[int] = mapped_column(BigInteger, nullable=False)
     length_m: Mapped[float] = mapped_column(Float, nullable=False)
+    lit: Mapped[str | None] = mapped_column(Text)  # the segment's, copied
     geom = mapped_column(Geometry("LINESTRING", srid=4326, spatial_index=False), nullable=False)
 
     __table_args__ = (

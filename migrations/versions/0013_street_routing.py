@@ -10,8 +10,8 @@ Create Date: 2026-12-02
   hold a segment), which decides whether an export's area is ranked by street or by grid cell.
 - ``street_edges`` and ``street_vertices``: the network noded for pgRouting (``backend/routes``):
   every segment cut at each vertex it shares with another segment (coordinates snapped to a small
-  grid first: the sources were not all split at junctions), with source and target vertices and
-  costs in metres. Rebuilt whenever the network is loaded.
+  grid first: the sources were not all split at junctions), with source and target vertices, costs
+  in metres, and the segment's ``lit`` copied (the route's edge query reads no other table). Rebuilt whenever the network is loaded.
 
 Forward only: once landed, a migration is never edited; a change is a new migration.
 """
@@ -49,6 +49,7 @@ def upgrade() -> None:
             source bigint NOT NULL,
             target bigint NOT NULL,
             length_m double precision NOT NULL,
+            lit text,
             geom geometry(LineString, 4326) NOT NULL
         )""")
     op.execute("CREATE INDEX ix_street_edges_geom ON street_edges USING gist (geom)")
