@@ -90,6 +90,7 @@ MATRIX: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("GET", "/api/v1/alerts/{alert}", None, (401, 403, 403, 403, 403, 200, 200)),
     ("GET", "/api/v1/alerts/nearby" + WHERE, None, (401, 200, 200, 200, 200, 200, 200)),
     ("GET", "/api/v1/routes/safer" + WALK, None, (401, 200, 200, 200, 200, 200, 200)),
+    ("GET", "/api/v1/streets?bbox=-0.08,51.47,-0.06,51.48", None, (401, 403, 403, 200, 200, 200, 200)),
     ("GET", "/api/v1/alerts/circle" + WHERE + "&radius_m=500", None, (401, 403, 403, 403, 403, 200, 200)),
     ("POST", "/api/v1/exports", EXPORT, (401, 403, 403, 202, 403, 202, 202)),
     ("GET", "/api/v1/exports", None, (401, 403, 403, 200, 200, 200, 200)),
@@ -342,6 +343,8 @@ def test_no_description_or_author_leaks_to_anyone_but_staff_and_the_author(clien
     ("GET", "/api/v1/safe-hubs?limit=2001", None, 422),
     ("GET", "/api/v1/safe-hubs/nearest?lon=0&lat=51&limit=51", None, 422),
     ("GET", "/api/v1/routes/safer?from=-0.1,51.5&to=-0.1,51.6", None, 422),  # 11 km apart
+    ("GET", "/api/v1/streets?bbox=-0.2,51.4,0,51.6", None, 422),  # streets in at most 0.1 degrees
+    ("GET", "/api/v1/streets?bbox=-0.1,51.5,-0.09,51.51&limit=20001", None, 422),
     ("POST", "/api/v1/exports", {**EXPORT, "from": "2000-01-01", "to": "2026-01-01"}, 422),
     ("POST", "/api/v1/exports", {**{k: v for k, v in EXPORT.items() if k != "council"},
                                  "area": {"type": "Polygon", "coordinates": [[[-9, 50], [0, 50], [0, 58], [-9, 58], [-9, 50]]]}},

@@ -157,3 +157,24 @@ def clear_street_segments() -> int:
     removed = db.session.execute(delete(StreetSegment)).rowcount  # the edges go with their segments
     db.session.flush()
     return removed
+
+
+def streets_in(bbox: tuple[float, float, float, float], lit: list[str] | None, limit: int) -> dict:
+    """The segments meeting a box (longest first), as a GeoJSON FeatureCollection; ``lit`` filters by
+    lighting (``yes``, ``no``, ``unknown``)."""
+    rows = db.session.execute(text("""
+        SELECT coalesce(source_id, id::text) AS segment_id, name, road_class, coalesce(lit, 'unknown') AS lit,
+               round(length_m::numeric, 1) AS length_m, ST_AsGeoJSON(geom, 6)::json AS geometry
+        FROM street_segments
+        WHERE geom && ST_MakeEnvelope(:w, :s, :e, :n, 4326)
+          AND (CAST(:lit AS text[]) IS NULL OR coalesce(lit, 'unknown') = ANY(CAST(:lit AS text[])))
+        ORDER BY length_m DESC, id
+        LIMIT :limit"""), {"w": bbox[0], "s": bbox[1], "e": bbox[2], "n": bbox[3], "lit": lit or None,
+                           "limit": limit + 1}).all()
+    return {
+        "type": "FeatureCollection",
+        "features": [{"type": "Feature", "geometry": r.geometry, "properties": {
+            "segment_id": r.segment_id, "name": r.name, "road_class": r.road_class, "lit": r.lit,
+            "length_m": float(r.length_m)}} for r in rows[:limit]],
+        "truncated": len(rows) > limit,
+    }
