@@ -106,24 +106,35 @@ def _corridor(edge_ids: list[int], length_m: float) -> str:
 
 
 def _penalties(corridor: str, at: datetime, tz: str) -> dict[int, float]:
-    """The report penalty of each edge in the corridor that has one (edge id -> penalty)."""
+    """The report penalty of each edge near a report in the corridor (edge id -> penalty)."""
     rows = db.session.execute(text(f"""
-        WITH area AS MATERIALIZED (SELECT expand_by_metres(ST_Envelope({corridor}), :near) AS b),
+        WITH area AS MATERIALIZED (
+            SELECT ST_Envelope(ST_Transform(c, 3857)) AS box_m,
+                   :near / cos(radians(ST_Y(ST_Centroid(c)))) AS near_m  -- 25 m in Web Mercator units here
+            FROM (SELECT {corridor} AS c) AS corridor
+        ),
         recent AS MATERIALIZED (
-            SELECT coalesce(r.route, r.location) AS g,
+            SELECT r.id, r.location, r.route,
                    CASE WHEN least(abs(local_hour(r.occurred_at, :tz) - local_hour(:at, :tz)),
                                    24 - abs(local_hour(r.occurred_at, :tz) - local_hour(:at, :tz))) <= :same_h
                         THEN 1.0 ELSE :other END AS weight
-            FROM reports r, area
+            FROM reports r
             WHERE r.occurred_at > :at - make_interval(days => :days) AND r.occurred_at <= :at
               AND r.status <> 'rejected'
-              AND (ST_Intersects(r.location, area.b) OR (r.route IS NOT NULL AND ST_Intersects(r.route, area.b)))
+              AND (ST_Intersects(r.location, {corridor})
+                   OR (r.route IS NOT NULL AND ST_Intersects(r.route, {corridor})))
+        ),
+        -- In Web Mercator, where "within 25 m" is a planar test, a route in runs of a few vertices:
+        -- each looks up only the edges beside it.
+        pieces AS MATERIALIZED (
+            SELECT id, weight, ST_Subdivide(ST_Transform(coalesce(route, location), 3857), 8) AS g FROM recent
+        ),
+        near AS (
+            SELECT DISTINCT e.id AS edge_id, p.id AS report_id, p.weight
+            FROM pieces p CROSS JOIN area
+            JOIN street_edges e ON ST_DWithin(e.geom_m, p.g, area.near_m) AND e.geom_m && area.box_m
         )
-        SELECT e.id, least(:cap, :per_report * sum(r.weight)) AS penalty
-        FROM recent r JOIN street_edges e
-          ON ST_Intersects(e.geom, expand_by_metres(r.g, :near)) AND ST_DWithin(e.geom::geography, r.g::geography, :near)
-        WHERE ST_Intersects(e.geom, {corridor})
-        GROUP BY e.id
+        SELECT edge_id AS id, least(:cap, :per_report * sum(weight)) AS penalty FROM near GROUP BY edge_id
     """), {"tz": tz, "at": at, "same_h": SAME_TIME_H, "other": OTHER_TIME_SHARE, "days": RECENT_DAYS,
            "near": NEAR_M, "cap": REPORT_PENALTY_CAP, "per_report": REPORT_WEIGHT}).all()
     return {row.id: float(row.penalty) for row in rows}
@@ -171,10 +182,13 @@ def _summary(kind: str, edge_ids: list[int], source: int, at: datetime, after_da
             WHERE e.id = ANY(:ids)
         ),
         line AS (
-            SELECT CASE WHEN ST_Distance(ST_StartPoint(m), v.geom) <= ST_Distance(ST_EndPoint(m), v.geom)
-                        THEN m ELSE ST_Reverse(m) END AS g
-            FROM (SELECT ST_LineMerge(ST_Collect(geom)) AS m FROM path) AS merged, street_vertices v
-            WHERE v.id = :source
+            SELECT g, ST_Transform(g, 3857) AS m, :near / cos(radians(ST_Y(ST_StartPoint(g)))) AS near_m
+            FROM (
+                SELECT CASE WHEN ST_Distance(ST_StartPoint(m), v.geom) <= ST_Distance(ST_EndPoint(m), v.geom)
+                            THEN m ELSE ST_Reverse(m) END AS g
+                FROM (SELECT ST_LineMerge(ST_Collect(geom)) AS m FROM path) AS merged, street_vertices v
+                WHERE v.id = :source
+            ) AS oriented
         )
         SELECT ST_AsGeoJSON(line.g, 6)::json AS geometry,
                (SELECT sum(length_m) FROM path) AS length_m,
@@ -184,7 +198,7 @@ def _summary(kind: str, edge_ids: list[int], source: int, at: datetime, after_da
                     WHERE r.occurred_at > :at - make_interval(days => :days) AND r.occurred_at <= :at
                       AND r.status <> 'rejected'
                       AND ST_Intersects(r.location, expand_by_metres(line.g, :near))
-                      AND ST_DWithin(r.location::geography, line.g::geography, :near)
+                      AND ST_DWithin(ST_Transform(r.location, 3857), line.m, line.near_m)
                     GROUP BY r.category ORDER BY r.category) AS c) AS reports_nearby,
                (SELECT coalesce(json_agg(h.opening_hours), '[]'::json) FROM safe_hubs h
                 WHERE ST_Intersects(h.location, expand_by_metres(line.g, :hub_m))
@@ -214,6 +228,7 @@ def safer_route(start: tuple[float, float], end: tuple[float, float], apart_m: f
                 tz: ZoneInfo) -> dict[str, Any]:
     """The shortest and the safer route from ``start`` to ``end`` (lon, lat) for a walk at ``at``, as
     a GeoJSON FeatureCollection. Raises RouteInputError for a place the network cannot serve."""
+    db.session.execute(text("SET LOCAL jit = off"))  # compiling these short queries would take longer than running them
     source = _nearest_vertex(start, "from")
     target = _nearest_vertex(end, "to")
     if source == target:

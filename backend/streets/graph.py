@@ -40,8 +40,8 @@ _STEPS = (
     """INSERT INTO street_vertices (id, geom)
        SELECT id, ST_SetSRID(ST_MakePoint(kx * :grid, ky * :grid), 4326) FROM street_nodes""",
     # Each segment cut at its vertices: the pieces between consecutive cuts, ends moved onto the vertices.
-    """INSERT INTO street_edges (segment_id, source, target, length_m, lit, geom)
-       SELECT segment_id, source, target, ST_Length(geom::geography), lit, geom
+    """INSERT INTO street_edges (segment_id, source, target, length_m, lit, geom, geom_m)
+       SELECT segment_id, source, target, ST_Length(geom::geography), lit, geom, ST_Transform(geom, 3857)
        FROM (
            SELECT c.segment_id, c.source, c.target, s.lit,
                   ST_SetPoint(ST_SetPoint(ST_MakeLine(array_agg(p.pt ORDER BY p.i)), 0, vs.geom), -1, vt.geom) AS geom

@@ -80,9 +80,11 @@ class StreetEdge(Base):
     length_m: Mapped[float] = mapped_column(Float, nullable=False)
     lit: Mapped[str | None] = mapped_column(Text)  # the segment's, copied
     geom = mapped_column(Geometry("LINESTRING", srid=4326, spatial_index=False), nullable=False)
+    geom_m = mapped_column(Geometry("LINESTRING", srid=3857, spatial_index=False), nullable=False)  # Web Mercator
 
     __table_args__ = (
         Index("ix_street_edges_geom", "geom", postgresql_using="gist"),
+        Index("ix_street_edges_geom_m", "geom_m", postgresql_using="gist"),
         Index("ix_street_edges_geog", text("(geom::geography)"), postgresql_using="gist"),
         Index("ix_street_edges_segment", "segment_id"),
     )

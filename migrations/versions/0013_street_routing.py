@@ -11,7 +11,8 @@ Create Date: 2026-12-02
 - ``street_edges`` and ``street_vertices``: the network noded for pgRouting (``backend/routes``):
   every segment cut at each vertex it shares with another segment (coordinates snapped to a small
   grid first: the sources were not all split at junctions), with source and target vertices, costs
-  in metres, and the segment's ``lit`` copied (the route's edge query reads no other table). Rebuilt whenever the network is loaded.
+  in metres, and the segment's ``lit`` copied (the route's edge query reads no other table); the
+  line also in Web Mercator (``geom_m``), where "within 25 m of a report" is a planar test. Rebuilt whenever the network is loaded.
 
 Forward only: once landed, a migration is never edited; a change is a new migration.
 """
@@ -50,10 +51,12 @@ def upgrade() -> None:
             target bigint NOT NULL,
             length_m double precision NOT NULL,
             lit text,
-            geom geometry(LineString, 4326) NOT NULL
+            geom geometry(LineString, 4326) NOT NULL,
+            geom_m geometry(LineString, 3857) NOT NULL
         )""")
     op.execute("CREATE INDEX ix_street_edges_geom ON street_edges USING gist (geom)")
     op.execute("CREATE INDEX ix_street_edges_geog ON street_edges USING gist ((geom::geography))")
+    op.execute("CREATE INDEX ix_street_edges_geom_m ON street_edges USING gist (geom_m)")
     op.execute("CREATE INDEX ix_street_edges_segment ON street_edges (segment_id)")
 
 
