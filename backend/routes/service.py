@@ -182,7 +182,7 @@ def _summary(kind: str, edge_ids: list[int], source: int, at: datetime, after_da
             WHERE e.id = ANY(:ids)
         ),
         line AS (
-            SELECT g, ST_Transform(g, 3857) AS m, :near / cos(radians(ST_Y(ST_StartPoint(g)))) AS near_m
+            SELECT g, ST_Transform(g, 3857) AS m, :near / cos(radians(ST_Y(ST_Centroid(g)))) AS near_m
             FROM (
                 SELECT CASE WHEN ST_Distance(ST_StartPoint(m), v.geom) <= ST_Distance(ST_EndPoint(m), v.geom)
                             THEN m ELSE ST_Reverse(m) END AS g
