@@ -8,7 +8,7 @@ WITH_STACK := deploy/local/with-stack
 CLI := $(WITH_STACK) $(VENV)/bin/safetravel
 DEMO_REPORTS ?= 25000
 
-.PHONY: help demo run test test-faults test-fuzz lint browser bench-ingest bench-heatmap bench-alerts bench-export bench-load stack down migrate councils seed venv clean
+.PHONY: help demo run test test-faults test-fuzz lint browser bench-ingest bench-heatmap bench-alerts bench-export bench-load bench-routes stack down migrate councils streets seed venv clean
 
 help:
 	@echo "make demo          run the whole platform with London demo data (Ctrl-C stops it)"
@@ -21,6 +21,7 @@ help:
 	@echo "make bench-alerts  alert targeting on 1,000,000 devices, fan-out throughput"
 	@echo "make bench-export  council export of 1,000,000 reports per format, next to ogr2ogr"
 	@echo "make bench-load    a mixed workload with locust: throughput, p50/p99, errors, lost reports"
+	@echo "make bench-routes  the safer-route endpoint on 100 random walks, next to bare pgr_dijkstra"
 	@echo "make lint          ruff over the code"
 	@echo "make down          stop the local PostgreSQL and Redis"
 
@@ -46,10 +47,14 @@ migrate: venv stack
 councils: migrate
 	@$(CLI) councils load data/london_boroughs.geojson
 
-seed: councils
+# The street network shipped in data/ (skipped when the same file is already loaded).
+streets: councils
+	@$(CLI) streets load
+
+seed: streets
 	@$(CLI) demo seed --reports $(DEMO_REPORTS)
 
-run: councils
+run: streets
 	@deploy/local/serve.sh
 
 demo: seed
@@ -85,6 +90,9 @@ bench-alerts: venv stack
 
 bench-export: venv stack
 	@$(WITH_STACK) $(VENV)/bin/python -m bench.export $(BENCH_ARGS)
+
+bench-routes: venv stack streets
+	@$(WITH_STACK) $(VENV)/bin/python -m bench.routes $(BENCH_ARGS)
 
 bench-load: venv stack councils
 	@$(WITH_STACK) $(VENV)/bin/python -m bench.load $(BENCH_ARGS)

@@ -28,7 +28,7 @@ MAX_HEADER_BYTES = 8192
 # The domains (backend/<name>/), in the order their HTTP APIs are documented and their event handlers
 # registered: an event's outbox tasks are written, and so first run, in this order.
 DOMAINS = ("health", "meta", "reports", "users", "councils", "heatmap", "hubs", "devices", "alerts", "exports",
-           "webhooks", "open311", "streets", "audit", "dashboard", "demo")
+           "webhooks", "open311", "streets", "routes", "audit", "dashboard", "demo")
 
 
 def create_app(settings: Settings | None = None) -> Flask:

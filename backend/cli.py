@@ -52,26 +52,40 @@ def councils_load(path: str, code_field: str, name_field: str) -> None:
 
 @click.group()
 def streets() -> None:
-    """The street network (optional): council exports rank street segments when one is loaded."""
+    """The street network: council exports rank street segments, walking routes follow them."""
 
 
 @streets.command("load")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.argument("path", type=click.Path(exists=True, dir_okay=False), required=False)
 @click.option("--layer", default=None, help="layer to read (default: the first)")
 @click.option("--id-field", default=None, help="attribute holding the segment's id in its source")
 @click.option("--name-field", default="name", show_default=True, help="attribute holding the street name")
 @click.option("--class-field", default=None, help="attribute holding the road class")
+@click.option("--lit-field", default=None, help="attribute holding OpenStreetMap's lit tag (yes/no)")
 @click.option("--append", is_flag=True, help="add to the loaded network instead of replacing it")
-def streets_load(path: str, layer: str | None, id_field: str | None, name_field: str, class_field: str | None,
-                 append: bool) -> None:
-    """Load street segments from a GeoPackage or GeoJSON file (OS Open Roads, an OpenStreetMap extract).
+def streets_load(path: str | None, layer: str | None, id_field: str | None, name_field: str, class_field: str | None,
+                 lit_field: str | None, append: bool) -> None:
+    """Load street segments from a GeoPackage or GeoJSON file (OS Open Roads, an OpenStreetMap extract)
+    and node them into the routing graph.
+
+    Without PATH: the network shipped in data/london_streets.gpkg (OpenStreetMap), skipped when that
+    same file is already loaded (`make run` does this on every start).
 
     For OS Open Roads: --layer road_link --id-field id --name-field name_1 --class-field road_classification."""
-    from backend.streets.service import load_street_segments
+    from backend.streets.service import load_shipped_network, load_street_segments, loaded_network
 
+    if path is None:
+        count = load_shipped_network()
+        db.session.commit()
+        network = loaded_network()
+        if count is None:
+            click.echo(f"street network already loaded from {network.source} ({network.segments} segments)")
+        else:
+            click.echo(f"loaded {count} street segments ({network.edges} graph edges) from {network.source}")
+        return
     try:
         count = load_street_segments(path, id_field=id_field, name_field=name_field, class_field=class_field,
-                                     layer=layer, replace=not append)
+                                     lit_field=lit_field, layer=layer, replace=not append)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     db.session.commit()

@@ -29,13 +29,14 @@ def free_port() -> int:
 
 
 def ensure_database(database_url: str | URL) -> None:
-    """Create the database (with PostGIS) if it does not exist yet."""
+    """Create the database (with PostGIS and pgRouting) if it does not exist yet."""
     target = make_url(database_url)
     with psycopg.connect(libpq_dsn(target.set(database="postgres")), autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (target.database,)).fetchone():
             conn.execute(f'CREATE DATABASE "{target.database}"')
     with psycopg.connect(libpq_dsn(target), autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pgrouting")
 
 
 def scratch_database(database_url: str, suffix: str) -> tuple[str, str]:

@@ -11,12 +11,13 @@ from backend.hubs.models import SafeHub
 from backend.open311.models import CouncilApiKey
 from backend.outbox.models import OutboxTask
 from backend.reports.models import Report, ReportStatusChange
-from backend.streets.models import StreetSegment
+from backend.streets.models import StreetEdge, StreetNetwork, StreetSegment, StreetVertex
 from backend.users.models import User
 from backend.webhooks.models import WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "Alert", "AlertDelivery", "AuditEntry", "Base", "Cluster", "ClusterReport", "CouncilApiKey", "CouncilArea", "Device", "Export",
     "HeatmapCell", "HeatmapReporter", "HeatmapRetained", "HeatmapTotal", "OutboxTask", "Report", "ReportStatusChange",
-    "SafeHub", "StreetSegment", "User", "WebhookDelivery", "WebhookSubscription",
+    "SafeHub", "StreetEdge", "StreetNetwork", "StreetSegment", "StreetVertex", "User", "WebhookDelivery",
+    "WebhookSubscription",
 ]

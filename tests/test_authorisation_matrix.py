@@ -10,6 +10,7 @@ failed delivery, and an Open311 api_key issued to Southwark. Open311 answers in 
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -19,6 +20,7 @@ from sqlalchemy import text
 
 from backend.devtokens import b64url, emulator_claims
 from backend.extensions import db
+from backend.streets.service import load_street_segments
 from tests.alerts.fcm import private_key_pem, service_account
 from tests.factories import CALLERS, PECKHAM, Caller, new_key, report_body
 
@@ -48,6 +50,14 @@ ALERT = {"title": "Station closed", "body": "Use the buses.", "severity": "info"
 WEBHOOK = {"url": "https://partner.example.org/hook", "events": ["report.created"], "council": "E09000028"}
 EXPORT = {"kind": "lighting", "council": "E09000028", "from": "2026-01-01", "to": "2026-12-31", "format": "csv"}
 WHERE = "?lon=-0.0692&lat=51.474"
+# A walk along the matrix's one street (the world's street network: two short streets in Peckham).
+WALK = "?from=-0.0692,51.474&to=-0.0692,51.4755"
+STREETS = {"type": "FeatureCollection", "features": [
+    {"type": "Feature", "properties": {"name": "Matrix Road"},
+     "geometry": {"type": "LineString", "coordinates": [PECKHAM, [PECKHAM[0], 51.4755]]}},
+    {"type": "Feature", "properties": {"name": "Matrix Lane"},
+     "geometry": {"type": "LineString", "coordinates": [PECKHAM, [-0.0702, 51.474]]}},
+]}
 
 #   method, path (with {report} {hub} {device} {alert} {cluster_alert} {export}), body, and the statuses:
 #   anonymous, owner, other, council, other_council, safety_team, admin
@@ -84,6 +94,8 @@ MATRIX: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("GET", "/api/v1/alerts/awaiting-confirmation", None, (401, 403, 403, 403, 403, 200, 200)),
     ("POST", "/api/v1/alerts/{cluster_alert}/confirm", None, (401, 403, 403, 403, 403, 202, 202)),
     ("GET", "/api/v1/alerts/nearby" + WHERE, None, (401, 200, 200, 200, 200, 200, 200)),
+    ("GET", "/api/v1/routes/safer" + WALK, None, (401, 200, 200, 200, 200, 200, 200)),
+    ("GET", "/api/v1/streets?bbox=-0.08,51.47,-0.06,51.48", None, (401, 403, 403, 200, 200, 200, 200)),
     ("GET", "/api/v1/alerts/circle" + WHERE + "&radius_m=500", None, (401, 403, 403, 403, 403, 200, 200)),
     ("POST", "/api/v1/exports", EXPORT, (401, 403, 403, 202, 403, 202, 202)),
     ("GET", "/api/v1/exports", None, (401, 403, 403, 200, 200, 200, 200)),
@@ -121,9 +133,15 @@ def body_for(kind: Any) -> Any:
 
 
 @pytest.fixture
-def world(client) -> dict[str, str]:
-    """The objects the matrix reads, made through the API by their rightful callers."""
+def world(client, tmp_path) -> dict[str, str]:
+    """The objects the matrix reads, made through the API by their rightful callers, and a street
+    network to walk on."""
     owner, council, staff = COLUMNS["owner"], COLUMNS["council"], COLUMNS["safety_team"]
+    streets = tmp_path / "streets.geojson"
+    streets.write_text(json.dumps(STREETS))
+    with client.application.app_context():
+        load_street_segments(streets)
+        db.session.commit()
 
     def made(method: str, path: str, body: Any, caller: Caller, status: int) -> str:
         response = client.open(path, method=method, json=body, headers=caller.headers(**{"Idempotency-Key": new_key()}))
@@ -369,6 +387,9 @@ def test_no_description_or_author_leaks_to_anyone_but_staff_and_the_author(clien
     ("GET", "/api/v1/heatmap?zoom=10&limit=20001", None, 422),
     ("GET", "/api/v1/safe-hubs?limit=2001", None, 422),
     ("GET", "/api/v1/safe-hubs/nearest?lon=0&lat=51&limit=51", None, 422),
+    ("GET", "/api/v1/routes/safer?from=-0.1,51.5&to=-0.1,51.6", None, 422),  # 11 km apart
+    ("GET", "/api/v1/streets?bbox=-0.2,51.4,0,51.6", None, 422),  # streets in at most 0.1 degrees
+    ("GET", "/api/v1/streets?bbox=-0.1,51.5,-0.09,51.51&limit=20001", None, 422),
     ("POST", "/api/v1/exports", {**EXPORT, "from": "2000-01-01", "to": "2026-01-01"}, 422),
     ("POST", "/api/v1/exports", {**{k: v for k, v in EXPORT.items() if k != "council"},
                                  "area": {"type": "Polygon", "coordinates": [[[-9, 50], [0, 50], [0, 58], [-9, 58], [-9, 50]]]}},

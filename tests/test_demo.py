@@ -45,3 +45,39 @@ def test_demo_hubs_are_stations_venues_and_hospitals_and_seed_once():
     assert first > 300 and seed_hubs() == 0
     kinds = dict(db.session.execute(select(SafeHub.kind, func.count()).group_by(SafeHub.kind)).all())
     assert kinds["staffed_station"] > 250 and kinds["hospital"] == 10 and kinds["safe_haven"] + kinds["venue"] == 40
+
+
+def _point(ewkt: str) -> tuple[float, float]:
+    lon, lat = ewkt.split("POINT(")[1].rstrip(")").split()
+    return float(lon), float(lat)
+
+
+def _metres(a: tuple[float, float], b: tuple[float, float]) -> float:
+    import math
+
+    return math.hypot((a[0] - b[0]) * 111_320 * math.cos(math.radians(a[1])), (a[1] - b[1]) * 111_320)
+
+
+def test_demo_reports_sit_at_real_stops_and_stations_and_walk_along_real_streets():
+    from backend.demo import places
+
+    rows = list(generate_reports(3000, now=NOW))
+    buses = [r for r in rows if r["mode"] in ("bus", "night_bus")]
+    assert len(buses) > 100
+    for r in buses:  # at a TfL bus stop (8 m of scatter)
+        where = _point(r["location"])
+        assert _metres(where, places.bus_stops().nearest(*where)[:2]) < 40, r
+    at_stations = [r for r in rows if r["station"]]
+    assert len(at_stations) > 500 and {r["mode"] for r in at_stations} <= {"tube", "dlr"}
+    known = {name for _, _, name in places.stations("tube").points} | {name for _, _, name in places.stations("dlr").points}
+    assert {r["station"] for r in at_stations} <= known and "King's Cross & St Pancras International" in {
+        r["station"] for r in at_stations}
+    routes = [r for r in rows if r["route"]]
+    on_streets = 0
+    for r in routes:
+        steps = [tuple(map(float, p.split())) for p in r["route"].split("(")[1].rstrip(")").split(", ")]
+        if all(places.streets().nearest(*p) is not None and _metres(p, places.streets().nearest(*p)) < 1.5
+               for p in steps):
+            on_streets += 1
+            assert _point(r["location"]) == steps[0]  # the report is where the walk starts
+    assert on_streets > 0.2 * len(routes)  # those that start where the network covers (central London)

@@ -1,7 +1,11 @@
-"""Realistic demo reports for London, from the real Underground and DLR track in data/.
+"""Realistic demo reports for London, from the real Underground and DLR track, streets, bus stops and
+stations in data/ (backend/demo/places.py).
 
 Where: around stations (the segment ends of the track data), along the lines between them, and in
-the streets nearby. When: the last year, skewed to evenings, nights and weekends (in London time).
+the streets nearby. Where the street network covers (central London), reports in the street lie on
+or beside a street and unsafe-route reports walk along real streets; bus and night-bus reports sit at
+the nearest real bus stop, tube and DLR reports at a station at the nearest real station (named).
+When: the last year, skewed to evenings, nights and weekends (in London time).
 What: all three categories, with subcategories, transport modes and factors that fit the place and
 the hour; unsafe-route reports carry a walked route. Who: a few thousand demo commuters, some of
 whom report often. The same seed gives the same reports, and seeding twice adds nothing (each
@@ -27,6 +31,7 @@ from shapely.geometry import LineString
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 
+from backend.demo import places
 from backend.extensions import db
 from backend.geo import METRES_PER_DEGREE_LAT
 from backend.reports.models import Report
@@ -122,6 +127,28 @@ def _walk(rng: random.Random, lon: float, lat: float) -> list[tuple[float, float
             return [(round(x, 6), round(y, 6)) for x, y in points]
 
 
+def _place(rng: random.Random, kind: str, mode: str, category: str, lon: float,
+           lat: float) -> tuple[float, float, list[tuple[float, float]] | None, str | None]:
+    """Where a report lies on real places: (lon, lat, its walked route if any, its station's name)."""
+    if mode in ("bus", "night_bus"):
+        stop_lon, stop_lat, _ = places.bus_stops().nearest(lon, lat)
+        return (*_offset(rng, stop_lon, stop_lat, 8), None, None)
+    if mode in ("tube", "dlr") and kind == "station":
+        station_lon, station_lat, name = places.stations(mode).nearest(lon, lat)
+        return (*_offset(rng, station_lon, station_lat, 30), None, name)
+    if kind == "line":
+        return lon, lat, None, None
+    street = places.streets().nearest(lon, lat)
+    if street is None:  # beyond the network: as before
+        return lon, lat, _walk(rng, lon, lat) if category == "unsafe_route" else None, None
+    if category == "unsafe_route":
+        route = places.streets().walk(rng, street, rng.uniform(250, 1200))
+        if len(route) >= 2:
+            return (*route[0], [(round(x, 6), round(y, 6)) for x, y in route], None)
+        return lon, lat, _walk(rng, lon, lat), None
+    return (*_offset(rng, *street, 5), None, None)  # on the street or its pavement
+
+
 def _time_slots(now: datetime, days: int) -> tuple[list[datetime], list[float]]:
     start = (now.astimezone(LONDON) - timedelta(days=days)).replace(minute=0, second=0, microsecond=0)
     slots, weights = [], []
@@ -182,6 +209,7 @@ def generate_reports(
         if category == "spiking" and night and kind != "line":
             # Spiking happens in venues near stations late at night, then people travel home.
             lon, lat = venue
+        lon, lat, route, station_name = _place(rng, kind, mode, category, lon, lat)
         subcategory = _pick(rng, SUBCATEGORY_WEIGHTS[category])
         factors = set()
         dark = rng.random() < 0.6
@@ -193,7 +221,6 @@ def generate_reports(
         for factor in ("no_staff", "no_cctv", "isolated", "overcrowded", "poor_lighting"):
             if rng.random() < 0.12:
                 factors.add(factor)
-        route = _walk(rng, lon, lat) if category == "unsafe_route" else None
         occurred_at = local.astimezone(timezone.utc)
         age_days = (now - occurred_at).days
         # Every draw is made whatever the outcome, so that the same seed gives the same reports (and
@@ -214,7 +241,7 @@ def generate_reports(
             "route": ("SRID=4326;LINESTRING(" + ", ".join(f"{x} {y}" for x, y in route) + ")") if route else None,
             "mode": mode,
             "line": line_name if mode in ("tube", "dlr") else None,
-            "station": None,
+            "station": station_name,
             "factors": sorted(factors),
             "description": rng.choice(DESCRIPTIONS[category]) if rng.random() < 0.6 else None,
             "status": status,

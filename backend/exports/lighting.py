@@ -1,8 +1,9 @@
 """The lighting-improvement ranking, as one set-based query (docs/exports.md explains it to councils).
 
-Places are street segments when a street network is loaded (``backend/streets``), otherwise grid
-cells: map tiles of level 19 (``ST_TileEnvelope(19, x, y)``, about 48 m across in London, the same
-Web Mercator pyramid as the heatmap's). A report counts once on each place it touches:
+Places are street segments when the loaded street network covers the export's area
+(``backend/streets``, ``covers``), otherwise grid cells: map tiles of level 19
+(``ST_TileEnvelope(19, x, y)``, about 48 m across in London, the same Web Mercator pyramid as the
+heatmap's). A report counts once on each place it touches:
 
 - its location's place: the cell holding it, or the nearest segment within ``STREET_MATCH_M``;
 - with a route, every place the route passes through: each cell whose inside the route crosses,
@@ -16,7 +17,8 @@ the export's ``min_reporters`` distinct people is left out of the file (1, the d
 For each place: ``report_count``; ``poor_lighting_count`` (reports with the ``poor_lighting``
 factor); ``night_share`` (the share of reports made while the sun was down at the report's place and
 moment: ``sun_is_down()``, migration 0007); ``first_reported`` and ``last_reported`` (local dates);
-``priority_score = report_count + 2 * poor_lighting_count + after_dark_count``; ``rank`` (1 = the
+``priority_score = report_count + 2 * poor_lighting_count + after_dark_count``, and for a segment
+tagged unlit (``lit = 'no'``) its ``after_dark_count`` once more; ``rank`` (1 = the
 highest score; ties go to more poor-lighting reports, then the more recent, then the place id).
 
 The same text serves the export job (through a server-side cursor) and the benchmark's floor
@@ -136,7 +138,7 @@ _SEGMENT_INCIDENCES = """
     ),
     places AS (
         SELECT coalesce(g.source_id, g.id::text) AS place, g.id AS x, 0 AS y, g.name AS street_name,
-               g.road_class, round(g.length_m::numeric, 1) AS length_m, g.geom,
+               g.road_class, round(g.length_m::numeric, 1) AS length_m, coalesce(g.lit, 'unknown') AS lit, g.geom,
                {counts}
         FROM incidences i JOIN scoped USING (id) JOIN street_segments g ON g.id = i.segment_id
         GROUP BY g.id
@@ -154,7 +156,7 @@ SELECT row_number() OVER (ORDER BY priority_score DESC, poor_lighting_count DESC
        {geometry} AS {geometry_name}, count(*) OVER () AS total_rows{unmatched}
 FROM (
     SELECT p.*, round(after_dark_count::numeric / report_count, 3) AS night_share,
-           report_count + 2 * poor_lighting_count + after_dark_count AS priority_score,
+           report_count + 2 * poor_lighting_count + after_dark_count{unlit_bonus} AS priority_score,
            CASE WHEN ST_Dimension(p.geom) = 1 THEN ST_LineInterpolatePoint(p.geom, 0.5) ELSE ST_PointOnSurface(p.geom) END
              AS anchor
     FROM places p
@@ -164,7 +166,7 @@ ORDER BY rank
 """
 
 CELL_FIELDS = ("rank", "cell")
-SEGMENT_FIELDS = ("rank", "segment_id", "street_name", "road_class", "length_m")
+SEGMENT_FIELDS = ("rank", "segment_id", "street_name", "road_class", "length_m", "lit")
 COUNT_FIELDS = ("report_count", "poor_lighting_count", "night_share", "first_reported", "last_reported", "priority_score")
 
 
@@ -180,13 +182,14 @@ def ranking_sql(places: str, geometry: str) -> str:
     and, for segments, ``unmatched`` (reports in the area near no segment)."""
     if places == "cells":
         incidences = _CELL_INCIDENCES.format(counts=_COUNTS)
-        extra, unmatched = "", ""
+        extra, unmatched, unlit_bonus = "", "", ""
     else:
         incidences = _SEGMENT_INCIDENCES.format(counts=_COUNTS)
-        extra = "street_name, road_class, length_m,"
+        extra = "street_name, road_class, length_m, lit,"
+        unlit_bonus = " + CASE WHEN lit = 'no' THEN after_dark_count ELSE 0 END"
         unmatched = (", (SELECT count(*) FROM scoped s WHERE s.located_inside"
                      " AND NOT EXISTS (SELECT 1 FROM incidences i WHERE i.id = s.id)) AS unmatched")
-    ranked = _RANKED.format(extra=extra, geometry=GEOMETRY_SQL[geometry],
+    ranked = _RANKED.format(extra=extra, unlit_bonus=unlit_bonus, geometry=GEOMETRY_SQL[geometry],
                             geometry_name="geom" if geometry == "geometry" else "geometry", unmatched=unmatched)
     if places == "cells":
         ranked = ranked.replace("       place, ", "       place AS cell, ", 1)

@@ -29,7 +29,7 @@ from backend.exports import lighting, writers
 from backend.exports.models import Export
 from backend.extensions import db
 from backend.outbox import service as outbox
-from backend.streets.service import segment_count
+from backend.streets.service import covers
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def build_export(export_id: str) -> dict[str, Any]:
         return {"status": "gone"}
     if export.status == "done" and export.file_name:
         return {"status": "already done"}
-    places = "segments" if segment_count() > 0 else "cells"
+    places = "segments" if covers(export.area) else "cells"
     target = file_path(export)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f"{export.id}.part.{writers.EXTENSIONS[export.format]}")

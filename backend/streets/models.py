@@ -1,7 +1,22 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from geoalchemy2 import Geometry
-from sqlalchemy import BigInteger, Float, Identity, Index, String, text
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.extensions import Base
@@ -19,8 +34,57 @@ class StreetSegment(Base):
     geom = mapped_column(Geometry("LINESTRING", srid=4326, spatial_index=False), nullable=False)
     midpoint = mapped_column(Geometry("POINT", srid=4326, spatial_index=False), nullable=False)
     length_m: Mapped[float] = mapped_column(Float)
+    lit: Mapped[str | None] = mapped_column(Text)  # "yes", "no", or None: not known (migration 0014)
 
     __table_args__ = (
         Index("ix_street_segments_geog", text("(geom::geography)"), postgresql_using="gist"),
         Index("ix_street_segments_midpoint_geog", text("(midpoint::geography)"), postgresql_using="gist"),
+    )
+
+
+class StreetNetwork(Base):
+    """The one loaded network's provenance: loading the same file again is skipped by its SHA-256."""
+
+    __tablename__ = "street_networks"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, server_default=text("1"))
+    source: Mapped[str] = mapped_column(Text, nullable=False)
+    sha256: Mapped[str] = mapped_column(Text, nullable=False)
+    segments: Mapped[int] = mapped_column(Integer, nullable=False)
+    edges: Mapped[int] = mapped_column(Integer, nullable=False)
+    extent = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=False), nullable=False)
+    loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+class StreetVertex(Base):
+    """A vertex of the routable graph: a junction or a dead end (``backend/streets/graph.py``)."""
+
+    __tablename__ = "street_vertices"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=False), nullable=False)
+
+    __table_args__ = (Index("ix_street_vertices_geom", "geom", postgresql_using="gist"),)
+
+
+class StreetEdge(Base):
+    """A piece of a segment between two vertices of the graph; ``length_m`` is its cost."""
+
+    __tablename__ = "street_edges"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    segment_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("street_segments.id", ondelete="CASCADE"),
+                                            nullable=False)
+    source: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    target: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    length_m: Mapped[float] = mapped_column(Float, nullable=False)
+    lit: Mapped[str | None] = mapped_column(Text)  # the segment's, copied
+    geom = mapped_column(Geometry("LINESTRING", srid=4326, spatial_index=False), nullable=False)
+    geom_m = mapped_column(Geometry("LINESTRING", srid=3857, spatial_index=False), nullable=False)  # Web Mercator
+
+    __table_args__ = (
+        Index("ix_street_edges_geom", "geom", postgresql_using="gist"),
+        Index("ix_street_edges_geom_m", "geom_m", postgresql_using="gist"),
+        Index("ix_street_edges_geog", text("(geom::geography)"), postgresql_using="gist"),
+        Index("ix_street_edges_segment", "segment_id"),
     )

@@ -49,6 +49,14 @@ postgis_installed() {
   compgen -G "$sharedir/extension/postgis--3*.sql" >/dev/null
 }
 
+# pgRouting: the safer walking route (backend/routes) routes over the street network with it.
+pgrouting_installed() {
+  local bindir=$1 sharedir
+  sharedir=$("$bindir/pg_config" --sharedir 2>/dev/null || true)
+  [ -n "$sharedir" ] || sharedir="/usr/share/postgresql/$(basename "$(dirname "$bindir")")"
+  compgen -G "$sharedir/extension/pgrouting--3*.sql" >/dev/null
+}
+
 missing_packages() {
   local bindir packages=()
   if want_pg; then
@@ -57,6 +65,9 @@ missing_packages() {
       packages+=(postgresql)  # PostGIS follows once the server's version is known
     elif ! postgis_installed "$bindir"; then
       packages+=("postgresql-$(basename "$(dirname "$bindir")")-postgis-3")
+    fi
+    if [ -n "$bindir" ] && ! pgrouting_installed "$bindir"; then
+      packages+=("postgresql-$(basename "$(dirname "$bindir")")-pgrouting")
     fi
   fi
   if want_redis && ! command -v redis-server >/dev/null; then packages+=(redis-server); fi
@@ -77,7 +88,7 @@ cmd_install() {
   if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; created_policy=1; fi
   log "apt-get update"
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  # Two passes: the PostGIS package's name carries the server's major version.
+  # Two passes: the PostGIS and pgRouting packages' names carry the server's major version.
   local pass
   for pass in 1 2; do
     [ "${#packages[@]}" -gt 0 ] || break
@@ -151,7 +162,8 @@ SELECT 'CREATE DATABASE ${DB_NAME}_test OWNER $DB_USER' WHERE NOT EXISTS (SELECT
 SQL
   local db
   for db in "$DB_NAME" "${DB_NAME}_test"; do
-    psql_admin -d "$db" -c 'SET client_min_messages = warning' -c 'CREATE EXTENSION IF NOT EXISTS postgis'
+    psql_admin -d "$db" -c 'SET client_min_messages = warning' -c 'CREATE EXTENSION IF NOT EXISTS postgis' \
+      -c 'CREATE EXTENSION IF NOT EXISTS pgrouting'
   done
 }
 

@@ -29,9 +29,9 @@ def feature(geometry_type: str, coordinates, **properties) -> dict:
 def network(tmp_path):
     path = tmp_path / "streets.geojson"
     path.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        feature("LineString", [[LON, LAT], [LON, LAT + 0.003]], id="A", name="Rye Lane", cls="B road"),
+        feature("LineString", [[LON, LAT], [LON, LAT + 0.003]], id="A", name="Rye Lane", cls="B road", lit="no"),
         feature("LineString", [[LON - 0.004, LAT + 0.001], [LON - 0.001, LAT + 0.001]], id="B", name="High Street",
-                cls="A road"),
+                cls="A road", lit="yes"),
         feature("LineString", [[LON + 0.01, LAT], [LON + 0.01, LAT + 0.002]], id="C", name="Far Road", cls="Local"),
         feature("MultiLineString", [[[LON + 0.02, LAT], [LON + 0.021, LAT]], [[LON + 0.022, LAT], [LON + 0.023, LAT]]],
                 id="D", name=None, cls="Local"),
@@ -81,24 +81,60 @@ def test_the_cli_loads_and_clears_the_network(app, network):
     assert bad.exit_code == 2 and "no field 'fid'" in bad.output
 
 
+
+
+def box(west: float, south: float, east: float, north: float) -> dict:
+    return {"type": "Polygon", "coordinates": [[[west, south], [east, south], [east, north], [west, north], [west, south]]]}
+
+
+# Rye Lane and High Street lie in one square of the network's extent (-0.072..-0.069, 51.474..51.477):
+# an export of this area is ranked by street; of the area three times as large, by grid cell.
+AROUND = box(-0.07195, 51.47405, -0.06905, 51.47695)
+LARGER = box(-0.07195, 51.46805, -0.06905, 51.47695)
+NIGHT = datetime(2026, 11, 20, 22, tzinfo=ZoneInfo("Europe/London"))
+
+
 @pytest.mark.parametrize("fmt", ["geojson", "csv", "gpkg"])
 def test_reports_count_on_the_nearest_segment_and_routes_on_the_segments_they_follow(app, client, southwark,
                                                                                     commuter, network, fmt):
     with app.app_context():
-        load_street_segments(network, id_field="id", class_field="cls")
+        load_street_segments(network, id_field="id", class_field="cls", lit_field="lit")
         db.session.commit()  # the caller commits (here the test, as the CLI does)
     add_report(commuter.uid, LON + 0.0001, LAT + 0.001, NOON, factors=("poor_lighting",))  # 7 m from Rye Lane
-    add_report(commuter.uid, LON + 0.005, LAT + 0.001, NOON)  # 350 m from any street: unmatched
+    add_report(commuter.uid, LON - 0.0025, LAT + 0.0025, NOON)  # 160 m from any street: unmatched
     walk = [(LON - 0.0039, LAT + 0.00105), (LON - 0.0025, LAT + 0.00106), (LON - 0.0011, LAT + 0.00105)]
     add_report(commuter.uid, *walk[0], NOON, route=walk)  # along High Street, once
-    status, path = built(client, southwark, format=fmt)
+    status, path = built(client, southwark, format=fmt, council=None, area=AROUND)
     assert status["places"] == "segments" and status["rows"] == 2 and status["unmatched_reports"] == 1
     info = pyogrio.read_info(str(path))
-    assert list(info["fields"])[:5] == ["rank", "segment_id", "street_name", "road_class", "length_m"]
+    assert list(info["fields"])[:6] == ["rank", "segment_id", "street_name", "road_class", "length_m", "lit"]
     rows = read_features(path)
-    got = [(str(r["rank"]), r["segment_id"], r["street_name"], str(r["report_count"]), str(r["poor_lighting_count"]),
-            str(r["priority_score"])) for r in rows]
-    assert got == [("1", "A", "Rye Lane", "1", "1", "3"), ("2", "B", "High Street", "1", "0", "1")]
+    got = [(str(r["rank"]), r["segment_id"], r["street_name"], r["lit"], str(r["report_count"]),
+            str(r["poor_lighting_count"]), str(r["priority_score"])) for r in rows]
+    assert got == [("1", "A", "Rye Lane", "no", "1", "1", "3"), ("2", "B", "High Street", "yes", "1", "0", "1")]
     if fmt != "csv":
         assert info["geometry_type"] == "LineString"
         assert shapely.from_wkb(rows[0]["geometry"]).equals(shapely.LineString([(LON, LAT), (LON, LAT + 0.003)]))
+
+
+def test_after_dark_reports_on_a_street_known_to_be_unlit_count_twice(app, client, southwark, commuter, network):
+    with app.app_context():
+        load_street_segments(network, id_field="id", class_field="cls", lit_field="lit")
+        db.session.commit()
+    add_report(commuter.uid, LON + 0.0001, LAT + 0.001, NIGHT)  # Rye Lane, unlit: 1 + 1 + 1
+    add_report(commuter.uid, LON - 0.002, LAT + 0.0011, NIGHT)  # High Street, lit: 1 + 1
+    add_report(commuter.uid, LON + 0.01, LAT + 0.001, NIGHT)  # Far Road, not tagged: 1 + 1
+    status, path = built(client, southwark, format="csv", council=None, area=AROUND)
+    rows = {r["street_name"]: (r["lit"], str(r["priority_score"])) for r in read_features(path)}
+    assert rows == {"Rye Lane": ("no", "3"), "High Street": ("yes", "2")}  # Far Road lies outside the area
+    status, path = built(client, southwark, format="csv", council=None, area=LARGER)
+    assert status["places"] == "cells"  # an area the network covers less than 80 % of is ranked by cell
+
+
+def test_an_area_the_network_barely_covers_is_still_ranked_by_grid_cell(app, client, southwark, commuter, network):
+    with app.app_context():
+        load_street_segments(network, id_field="id", class_field="cls")
+        db.session.commit()
+    add_report(commuter.uid, LON + 0.0001, LAT + 0.001, NOON)
+    status, _ = built(client, southwark, format="csv")  # all of Southwark: the network is a corner of it
+    assert status["places"] == "cells" and status["rows"] == 1

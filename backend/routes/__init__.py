@@ -1,0 +1,1 @@
+"""Walking routes over the street network: the shortest, and a safer one (pgRouting)."""

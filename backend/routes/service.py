@@ -1,0 +1,264 @@
+"""The shortest and a safer walking route between two places, with pgRouting over ``street_edges``.
+
+The safer route minimises each edge's length times ``1 + penalty``, where the penalty is
+
+- ``REPORT_WEIGHT`` for each report within ``NEAR_M`` of the edge in the ``RECENT_DAYS`` before the
+  walk (a report whose local hour is within ``SAME_TIME_H`` hours of the walk's counts fully, any other
+  ``OTHER_TIME_SHARE``), at most ``REPORT_PENALTY_CAP`` in all; plus
+- after dark (``sun_is_down`` at ``from``), ``UNLIT_PENALTY`` on a street tagged unlit.
+
+It is never longer than ``MAX_DETOUR`` times the shortest: when the penalised route is longer, the
+penalties are halved and the route sought again (``STRENGTHS``); when none fits, the safer route is the
+shortest and the answer says so. The shortest route is sought among the edges in a box around the two
+places (pgRouting reads its edge query on every call; the whole city would take seconds), the safer one
+among those in a corridor around the shortest (``CORRIDOR_SHARE``), and only when the shortest has a
+penalty at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import text
+
+from backend.extensions import db
+from backend.hubs import opening_hours
+
+SNAP_M = 200  # how far a place may be from the nearest street
+NEAR_M = 25  # a report this close to an edge or a route is near it
+RECENT_DAYS = 90
+SAME_TIME_H = 2
+OTHER_TIME_SHARE = 0.25
+REPORT_WEIGHT = 0.5
+REPORT_PENALTY_CAP = 3.0
+UNLIT_PENALTY = 1.0
+MAX_DETOUR = 1.5
+STRENGTHS = (1.0, 0.5, 0.25)
+HUB_NEAR_M = 200
+WALK_M_PER_MIN = 80.0
+# The box: the two places' bounding box widened by this share of their distance, and at least BOX_MIN_M.
+BOX_SHARE = 0.6
+BOX_MIN_M = 300
+# The safer route is sought among the edges within this share of the shortest route's length of it
+# (at least CORRIDOR_MIN_M): the streets a walker would take to go round a block or two.
+CORRIDOR_SHARE = 0.2
+CORRIDOR_MIN_M = 150
+SAME_NOTE = "No route within 1.5 times the shortest avoids more reports or unlit streets: the shortest is the safer."
+
+
+class RouteInputError(ValueError):
+    """A place the network cannot route from or to: ``field`` names the query parameter."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass
+class Box:
+    west: float
+    south: float
+    east: float
+    north: float
+
+    def sql(self) -> str:
+        return f"ST_MakeEnvelope({self.west!r}, {self.south!r}, {self.east!r}, {self.north!r}, 4326)"
+
+
+def _box(start: tuple[float, float], end: tuple[float, float], apart_m: float, widen: float = 1.0) -> Box:
+    margin = max(BOX_MIN_M, BOX_SHARE * apart_m) * widen
+    row = db.session.execute(text("""
+        SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b)
+        FROM expand_by_metres(ST_MakeEnvelope(:w, :s, :e, :n, 4326), :m) AS b"""),
+        {"w": min(start[0], end[0]), "s": min(start[1], end[1]), "e": max(start[0], end[0]),
+         "n": max(start[1], end[1]), "m": margin}).one()
+    return Box(*row)
+
+
+def _nearest_vertex(place: tuple[float, float], field: str) -> int:
+    """The nearer end of the street edge nearest the place (within SNAP_M)."""
+    row = db.session.execute(text("""
+        SELECT CASE WHEN ST_LineLocatePoint(e.geom, p) < 0.5 THEN e.source ELSE e.target END AS vertex
+        FROM (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS p) AS q
+        CROSS JOIN LATERAL (
+            SELECT id, geom, source, target FROM street_edges
+            WHERE ST_DWithin(geom::geography, q.p::geography, :snap)
+            ORDER BY geom::geography <-> q.p::geography LIMIT 1
+        ) AS e"""), {"lon": place[0], "lat": place[1], "snap": SNAP_M}).first()
+    if row is None:
+        raise RouteInputError(field, f"is more than {SNAP_M} m from any street of the network")
+    return row.vertex
+
+
+def _corridor(edge_ids: list[int], length_m: float) -> str:
+    """The area a safer route is sought in, as an SQL literal: the shortest route widened by
+    CORRIDOR_SHARE of its length (at least CORRIDOR_MIN_M), as hex EWKB."""
+    hexed = db.session.scalar(text("""
+        SELECT ST_AsHEXEWKB(ST_Transform(ST_Buffer(ST_Simplify(ST_Transform(line, 3857), 10 / scale),
+                                                   :width / scale, 'quad_segs=2'), 4326))
+        FROM (SELECT ST_LineMerge(ST_Collect(geom)) AS line FROM street_edges WHERE id = ANY(:ids)) AS path,
+             cos(radians(ST_Y(ST_Centroid(path.line)))) AS scale  -- Web Mercator metres per metre: 1 / scale
+    """), {"ids": edge_ids, "width": max(CORRIDOR_MIN_M, CORRIDOR_SHARE * length_m)})
+    return f"'{hexed}'::geometry"
+
+
+def _penalties(corridor: str, at: datetime, tz: str) -> dict[int, float]:
+    """The report penalty of each edge near a report in the corridor (edge id -> penalty)."""
+    rows = db.session.execute(text(f"""
+        WITH area AS MATERIALIZED (
+            SELECT ST_Envelope(ST_Transform(c, 3857)) AS box_m,
+                   :near / cos(radians(ST_Y(ST_Centroid(c)))) AS near_m  -- 25 m in Web Mercator units here
+            FROM (SELECT {corridor} AS c) AS corridor
+        ),
+        recent AS MATERIALIZED (
+            SELECT r.id, r.location, r.route,
+                   CASE WHEN least(abs(local_hour(r.occurred_at, :tz) - local_hour(:at, :tz)),
+                                   24 - abs(local_hour(r.occurred_at, :tz) - local_hour(:at, :tz))) <= :same_h
+                        THEN 1.0 ELSE :other END AS weight
+            FROM reports r
+            WHERE r.occurred_at > :at - make_interval(days => :days) AND r.occurred_at <= :at
+              AND r.status <> 'rejected'
+              AND (ST_Intersects(r.location, {corridor})
+                   OR (r.route IS NOT NULL AND ST_Intersects(r.route, {corridor})))
+        ),
+        -- In Web Mercator, where "within 25 m" is a planar test, a route in runs of a few vertices:
+        -- each looks up only the edges beside it.
+        pieces AS MATERIALIZED (
+            SELECT id, weight, ST_Subdivide(ST_Transform(coalesce(route, location), 3857), 8) AS g FROM recent
+        ),
+        near AS (
+            SELECT DISTINCT e.id AS edge_id, p.id AS report_id, p.weight
+            FROM pieces p CROSS JOIN area
+            JOIN street_edges e ON ST_DWithin(e.geom_m, p.g, area.near_m) AND e.geom_m && area.box_m
+        )
+        SELECT edge_id AS id, least(:cap, :per_report * sum(weight)) AS penalty FROM near GROUP BY edge_id
+    """), {"tz": tz, "at": at, "same_h": SAME_TIME_H, "other": OTHER_TIME_SHARE, "days": RECENT_DAYS,
+           "near": NEAR_M, "cap": REPORT_PENALTY_CAP, "per_report": REPORT_WEIGHT}).all()
+    return {row.id: float(row.penalty) for row in rows}
+
+
+def edges_sql(box: Box) -> str:
+    """pgRouting's edge query for the shortest route: the edges in the box, cost in metres."""
+    return f"SELECT id, source, target, length_m AS cost FROM street_edges WHERE geom && {box.sql()}"
+
+
+def safer_edges_sql(corridor: str, penalties: dict[int, float], after_dark: bool, strength: float) -> str:
+    """pgRouting's edge query for the safer route: the edges in the corridor, cost in metres times
+    1 + strength x (report penalty + unlit penalty after dark)."""
+    ids = ",".join(str(int(i)) for i in penalties)
+    values = ",".join(repr(float(p)) for p in penalties.values())
+    unlit = f"CASE WHEN e.lit = 'no' THEN {UNLIT_PENALTY!r} ELSE 0 END" if after_dark else "0"
+    return (f"SELECT e.id, e.source, e.target, "
+            f"e.length_m * (1 + {float(strength)!r} * (coalesce(p.penalty, 0) + {unlit})) AS cost "
+            f"FROM street_edges e LEFT JOIN unnest('{{{ids}}}'::bigint[], '{{{values}}}'::float8[]) AS p (id, penalty) "
+            f"ON p.id = e.id WHERE e.geom && {corridor} AND ST_Intersects(e.geom, {corridor})")
+
+
+@dataclass
+class Path:
+    edges: list[int]
+    length_m: float
+    unlit_m: float
+
+
+def dijkstra(edges_query: str, source: int, target: int) -> Path:
+    """The cheapest path's edges, in order, and its length in metres (no edges when there is none)."""
+    edges = list(db.session.scalars(text(
+        "SELECT edge FROM pgr_dijkstra(:edges, CAST(:source AS bigint), CAST(:target AS bigint), directed => false) "
+        "WHERE edge <> -1 ORDER BY path_seq"), {"edges": edges_query, "source": source, "target": target}))
+    # Apart: joined to pgRouting's answer, the planner would scan every edge (it expects 1,000 rows).
+    rows = db.session.execute(text("SELECT length_m, lit FROM street_edges WHERE id = ANY(:ids)"), {"ids": edges}).all()
+    return Path(edges, sum(row.length_m for row in rows), sum(row.length_m for row in rows if row.lit == "no"))
+
+
+def _summary(kind: str, edge_ids: list[int], source: int, at: datetime, after_dark: bool, tz: ZoneInfo) -> dict[str, Any]:
+    """The route as a GeoJSON Feature with its figures."""
+    row = db.session.execute(text("""
+        WITH path AS (
+            SELECT e.geom, e.length_m, s.lit FROM street_edges e JOIN street_segments s ON s.id = e.segment_id
+            WHERE e.id = ANY(:ids)
+        ),
+        line AS (
+            SELECT g, ST_Transform(g, 3857) AS m, :near / cos(radians(ST_Y(ST_Centroid(g)))) AS near_m
+            FROM (
+                SELECT CASE WHEN ST_Distance(ST_StartPoint(m), v.geom) <= ST_Distance(ST_EndPoint(m), v.geom)
+                            THEN m ELSE ST_Reverse(m) END AS g
+                FROM (SELECT ST_LineMerge(ST_Collect(geom)) AS m FROM path) AS merged, street_vertices v
+                WHERE v.id = :source
+            ) AS oriented
+        )
+        SELECT ST_AsGeoJSON(line.g, 6)::json AS geometry,
+               (SELECT sum(length_m) FROM path) AS length_m,
+               (SELECT coalesce(sum(length_m) FILTER (WHERE lit = 'no'), 0) FROM path) AS unlit_m,
+               (SELECT coalesce(json_object_agg(category, n), '{}'::json) FROM (
+                    SELECT r.category, count(*) AS n FROM reports r
+                    WHERE r.occurred_at > :at - make_interval(days => :days) AND r.occurred_at <= :at
+                      AND r.status <> 'rejected'
+                      AND ST_Intersects(r.location, expand_by_metres(line.g, :near))
+                      AND ST_DWithin(ST_Transform(r.location, 3857), line.m, line.near_m)
+                    GROUP BY r.category ORDER BY r.category) AS c) AS reports_nearby,
+               (SELECT coalesce(json_agg(h.opening_hours), '[]'::json) FROM safe_hubs h
+                WHERE ST_Intersects(h.location, expand_by_metres(line.g, :hub_m))
+                  AND ST_DWithin(h.location::geography, line.g::geography, :hub_m)) AS hub_hours
+        FROM line
+    """), {"ids": edge_ids, "source": source, "at": at, "days": RECENT_DAYS, "near": NEAR_M,
+           "hub_m": HUB_NEAR_M}).one()
+    geometry = row.geometry
+    if geometry["type"] != "LineString":  # a path merges into one line; kept whole whatever happens
+        geometry = {"type": "LineString", "coordinates": [c for part in geometry["coordinates"] for c in part]}
+    length = float(row.length_m)
+    return {
+        "type": "Feature",
+        "geometry": geometry,
+        "properties": {
+            "kind": kind,
+            "length_m": round(length, 1),
+            "walk_min": round(length / WALK_M_PER_MIN, 1),
+            "reports_nearby": row.reports_nearby,
+            "unlit_m": round(float(row.unlit_m), 1) if after_dark else None,
+            "open_hubs_within_200m": sum(1 for hours in row.hub_hours if opening_hours.state(hours, at, tz).open_now),
+        },
+    }
+
+
+def safer_route(start: tuple[float, float], end: tuple[float, float], apart_m: float, at: datetime,
+                tz: ZoneInfo) -> dict[str, Any]:
+    """The shortest and the safer route from ``start`` to ``end`` (lon, lat) for a walk at ``at``, as
+    a GeoJSON FeatureCollection. Raises RouteInputError for a place the network cannot serve."""
+    db.session.execute(text("SET LOCAL jit = off"))  # compiling these short queries would take longer than running them
+    source = _nearest_vertex(start, "from")
+    target = _nearest_vertex(end, "to")
+    if source == target:
+        raise RouteInputError("to", "is at the same street corner as `from`")
+    after_dark = bool(db.session.scalar(text("SELECT sun_is_down(:at, :lon, :lat)"),
+                                        {"at": at, "lon": start[0], "lat": start[1]}))
+    for widen in (1.0, 3.0):  # a box too tight for any path (a river between): once more, wider
+        shortest = dijkstra(edges_sql(_box(start, end, apart_m, widen)), source, target)
+        if shortest.edges:
+            break
+    else:
+        raise RouteInputError("to", "cannot be reached on foot from `from` on the street network")
+    corridor = _corridor(shortest.edges, shortest.length_m)
+    penalties = _penalties(corridor, at, str(tz))
+    safer = shortest
+    if any(e in penalties for e in shortest.edges) or (after_dark and shortest.unlit_m > 0):
+        for strength in STRENGTHS:
+            candidate = dijkstra(safer_edges_sql(corridor, penalties, after_dark, strength), source, target)
+            if candidate.edges and candidate.length_m <= MAX_DETOUR * shortest.length_m:
+                safer = candidate
+                break
+    same = sorted(safer.edges) == sorted(shortest.edges)
+    first = _summary("shortest", shortest.edges, source, at, after_dark, tz)
+    second = ({**first, "properties": {**first["properties"], "kind": "safer"}} if same
+              else _summary("safer", safer.edges, source, at, after_dark, tz))
+    return {
+        "type": "FeatureCollection",
+        "features": [first, second],
+        "same_route": same,
+        "note": SAME_NOTE if same else None,
+        "after_dark": after_dark,
+        "at": at,
+    }
