@@ -28,7 +28,7 @@ MAX_QUERY_BYTES = 4096
 # The domains (backend/<name>/), in the order their HTTP APIs are documented and their event handlers
 # registered: an event's outbox tasks are written, and so first run, in this order.
 DOMAINS = ("health", "meta", "reports", "users", "councils", "heatmap", "hubs", "devices", "alerts", "exports",
-           "streets", "audit", "dashboard", "demo")
+           "streets", "audit", "dashboard", "app", "demo")
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -69,6 +69,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     from backend.dashboard.views import bp as dashboard
 
     app.register_blueprint(dashboard)  # an HTML page, not part of the API document
+    from backend.app.views import bp as commuter_app
+
+    app.register_blueprint(commuter_app)  # the commuter's web app, a client of the API like any other
     _register_request_hooks(app, api)
     _register_cli(app)
 
