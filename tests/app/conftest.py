@@ -33,12 +33,12 @@ class PhoneApp:
         """The service worker installed (the shell cached) and in control of the page."""
         self.page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=20000)
 
-    def report(self, category: str = "Harassment", details: dict | None = None) -> None:
+    def report(self, category: str = "Harassment", details: dict | None = None, send: str = "Send report") -> None:
         self.page.get_by_role("button", name=category, exact=True).click()
         self.page.wait_for_function("() => /\\d/.test(document.getElementById('location-status').textContent)")
         for label, value in (details or {}).items():
             self.page.get_by_label(label).fill(value)
-        self.page.get_by_role("button", name="Send report", exact=True).click()
+        self.page.get_by_role("button", name=send, exact=True).click()
         self.page.wait_for_selector("#screen-home:not([hidden])")
 
     def queued(self) -> int:

@@ -1,4 +1,4 @@
-// Building elements without innerHTML: text is always text.
+// Building elements from parts, never from markup: text is always text.
 export function el(tag, attributes = {}, ...children) {
   const element = document.createElement(tag);
   for (const [name, value] of Object.entries(attributes)) {

@@ -87,6 +87,7 @@ async function showQueueStatus() {
 async function send() {
   const outcome = await flush(api.apiBase(), auth.getToken);
   if (outcome.sent) document.body.dataset.sentOnce = "true";
+  if (outcome.left) await askForBackgroundSync(); // the browser sends them when the network is back
   await showQueueStatus();
   if (current === "mine") await mine.show();
 }
@@ -105,7 +106,6 @@ async function start() {
   reportScreen.init({ meta: appMeta, lines: lineNames, onSaved: async () => {
     go("home");
     $("queue-status").textContent = t("report.saved");
-    await askForBackgroundSync();
     await send();
   } });
   help.init(appMeta);
