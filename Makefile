@@ -8,7 +8,7 @@ WITH_STACK := deploy/local/with-stack
 CLI := $(WITH_STACK) $(VENV)/bin/safetravel
 DEMO_REPORTS ?= 25000
 
-.PHONY: help demo run test test-faults test-fuzz lint browser bench-ingest bench-heatmap bench-alerts bench-export bench-load stack down migrate councils seed venv clean
+.PHONY: help demo run test test-faults test-fuzz lint browser bench-ingest bench-heatmap bench-alerts bench-export bench-load bench-app stack down migrate councils seed venv clean
 
 help:
 	@echo "make demo          run the whole platform with London demo data (Ctrl-C stops it)"
@@ -21,6 +21,7 @@ help:
 	@echo "make bench-alerts  alert targeting on 1,000,000 devices, fan-out throughput"
 	@echo "make bench-export  council export of 1,000,000 reports per format, next to ogr2ogr"
 	@echo "make bench-load    a mixed workload with locust: throughput, p50/p99, errors, lost reports"
+	@echo "make bench-app     the commuter's app: shell size compressed, ready to report on a slow network"
 	@echo "make lint          ruff over the code"
 	@echo "make down          stop the local PostgreSQL and Redis"
 
@@ -88,6 +89,9 @@ bench-export: venv stack
 
 bench-load: venv stack councils
 	@$(WITH_STACK) $(VENV)/bin/python -m bench.load $(BENCH_ARGS)
+
+bench-app: venv stack browser
+	@$(WITH_STACK) $(VENV)/bin/python -m bench.app $(BENCH_ARGS)
 
 clean:
 	@$(STACK) purge

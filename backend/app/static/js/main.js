@@ -100,9 +100,7 @@ async function askForBackgroundSync() {
 }
 
 async function start() {
-  await load(preferred());
-  const appMeta = await meta();
-  const lineNames = await lines();
+  const [, appMeta, lineNames] = await Promise.all([load(preferred()), meta(), lines()]);
   reportScreen.init({ meta: appMeta, lines: lineNames, onSaved: async () => {
     go("home");
     $("queue-status").textContent = t("report.saved");
@@ -125,6 +123,7 @@ async function start() {
   $("report-cancel").addEventListener("click", () => go("home"));
   await showQueueStatus();
   document.body.dataset.ready = "true";
+  performance.mark("safetravel-ready"); // make bench-app: ready to report
 
   if (navigator.serviceWorker) {
     navigator.serviceWorker.register("/app/sw.js", { scope: "/app/", type: "module" }).catch(() => {});
