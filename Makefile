@@ -8,7 +8,7 @@ WITH_STACK := deploy/local/with-stack
 CLI := $(WITH_STACK) $(VENV)/bin/safetravel
 DEMO_REPORTS ?= 25000
 
-.PHONY: help demo run test test-faults test-fuzz lint browser bench-ingest bench-heatmap bench-alerts bench-export bench-load bench-app stack down migrate councils seed venv clean
+.PHONY: help demo run test test-faults test-fuzz lint browser bench-ingest bench-heatmap bench-alerts bench-export bench-load bench-app app-screenshots stack down migrate councils seed venv clean
 
 help:
 	@echo "make demo          run the whole platform with London demo data (Ctrl-C stops it)"
@@ -92,6 +92,10 @@ bench-load: venv stack councils
 
 bench-app: venv stack browser
 	@$(WITH_STACK) $(VENV)/bin/python -m bench.app $(BENCH_ARGS)
+
+# The phone-sized pictures of the commuter's app in docs/images/ (docs/app.md).
+app-screenshots: venv stack browser
+	@$(WITH_STACK) $(VENV)/bin/python -m bench.app_screenshots
 
 clean:
 	@$(STACK) purge

@@ -10,7 +10,13 @@ from tests.app.conftest import BRIXTON
 
 def test_a_report_in_three_taps_reaches_postgis_with_its_gps_accuracy(open_app, reports_in_db):
     phone = open_app(accuracy=23.0)
-    phone.report("Harassment")
+    phone.page.get_by_role("button", name="Harassment", exact=True).click()
+    phone.page.locator("#report-map .pin").wait_for()  # the GPS position, on the map, movable
+    phone.page.wait_for_function("""() => { const m = document.getElementById('report-map').getBoundingClientRect();
+        const p = document.querySelector('#report-map .pin').getBoundingClientRect();
+        return Math.abs((p.left + p.right) / 2 - (m.left + m.right) / 2) < 20; }""")  # in the middle of the map
+    assert phone.page.locator("#location-status").inner_text() == "Your location, to within about 23 m. Drag the pin if it is wrong."
+    phone.page.get_by_role("button", name="Send report", exact=True).click()
     phone.page.wait_for_function("() => document.body.dataset.sentOnce === 'true'")
     assert phone.page.locator("#queue-status").inner_text() == "All your reports are sent."
     [stored] = reports_in_db()

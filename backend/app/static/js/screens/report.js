@@ -112,7 +112,7 @@ async function ensureMap() {
   if (!made) return;
   state.map = made;
   state.pin = marker(made.maplibregl, "pin", { draggable: true, anchor: "bottom" });
-  if (state.location) state.pin.setLngLat(state.location).addTo(made.map);
+  if (state.location) setLocation(state.location, state.accuracy); // the GPS answered while the map loaded
   state.pin.on("dragend", () => {
     const { lng, lat } = state.pin.getLngLat();
     state.location = [lng, lat];
