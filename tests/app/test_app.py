@@ -60,6 +60,13 @@ def test_three_reports_offline_survive_a_reload_and_are_stored_exactly_once(open
         });
         return [await count('queue'), await count('sent')];
     }""") == [0, 3]  # sent reports leave the phone; only their ids stay
+    cached = phone.page.evaluate("""async () => {
+        const urls = [];
+        for (const name of await caches.keys()) for (const r of await (await caches.open(name)).keys()) urls.push(r.url);
+        return urls;
+    }""")
+    assert any(url.endswith("/app/") for url in cached)
+    assert not [url for url in cached if "/api/" in url]  # the service worker keeps no API answer, no report
 
 
 def test_an_answer_lost_after_the_server_stored_the_batch_is_resent_without_a_duplicate(open_app, reports_in_db):
@@ -166,3 +173,23 @@ def test_optional_details_are_sent_with_the_report(open_app, reports_in_db):
     [stored] = reports_in_db()
     assert (stored["mode"], stored["line"], stored["station"]) == ("tube", "Victoria", "Brixton")
     assert stored["factors"] == ["poor_lighting"] and stored["description"] == "He followed me off the train."
+
+
+def test_a_pin_moved_by_hand_is_the_place_sent_without_the_gps_accuracy(open_app, reports_in_db):
+    phone = open_app()
+    phone.page.get_by_role("button", name="Harassment", exact=True).click()
+    pin = phone.page.locator("#report-map .pin")
+    pin.wait_for()
+    phone.page.wait_for_function("() => /\\d/.test(document.getElementById('location-status').textContent)")
+    phone.page.wait_for_timeout(300)  # the map settled on the GPS position
+    box = pin.bounding_box()
+    phone.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    phone.page.mouse.down()
+    phone.page.mouse.move(box["x"] + 80, box["y"] + 40, steps=8)
+    phone.page.mouse.up()
+    assert phone.page.locator("#location-status").inner_text() == "You placed the pin."
+    phone.page.get_by_role("button", name="Send report", exact=True).click()
+    phone.page.wait_for_function("() => document.body.dataset.sentOnce === 'true'")
+    [stored] = reports_in_db()
+    assert stored["accuracy_m"] is None
+    assert stored["lon"] > BRIXTON[0] and stored["lat"] < BRIXTON[1]  # moved east and south

@@ -204,6 +204,16 @@ def test_every_screen_passes_axe_without_serious_violations(open_app, client, st
     assert {screen: problems for screen, problems in found.items() if problems} == {}
 
 
+def test_right_to_left_layout_mirrors_without_overflow(open_app):
+    phone = open_app(viewport={"width": 360, "height": 640})
+    phone.page.evaluate("document.documentElement.dir = 'rtl'")  # as a right-to-left catalogue sets it
+    exit_box = phone.page.get_by_role("button", name="Quick exit").bounding_box()
+    assert exit_box["x"] < 100  # the top bar's end is now on the left
+    for tab in ("Report", "Help", "Settings"):
+        phone.goto(tab)
+        assert phone.page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+
+
 def test_touch_targets_are_at_least_44_pixels(open_app):
     phone = open_app(viewport={"width": 360, "height": 640})
     small = phone.page.evaluate("""() => [...document.querySelectorAll('button, a, select, input, summary')]
