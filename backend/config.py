@@ -107,6 +107,10 @@ class Settings:
     log_format: str = "text"
     firebase_web_api_key: str | None = None
     firebase_auth_domain: str | None = None
+    # The commuter's app's push (Firebase web messaging): all three, with FIREBASE_WEB_API_KEY, turn it on.
+    firebase_web_app_id: str | None = None
+    firebase_messaging_sender_id: str | None = None
+    firebase_vapid_key: str | None = None
 
     @property
     def is_production(self) -> bool:
@@ -151,6 +155,9 @@ class Settings:
             log_format=env.get("LOG_FORMAT") or ("json" if app_env == "production" else "text"),
             firebase_web_api_key=env.get("FIREBASE_WEB_API_KEY") or None,
             firebase_auth_domain=env.get("FIREBASE_AUTH_DOMAIN") or None,
+            firebase_web_app_id=env.get("FIREBASE_WEB_APP_ID") or None,
+            firebase_messaging_sender_id=env.get("FIREBASE_MESSAGING_SENDER_ID") or None,
+            firebase_vapid_key=env.get("FIREBASE_VAPID_KEY") or None,
         )
         settings.validate()
         return settings

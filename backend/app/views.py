@@ -13,7 +13,7 @@ from pathlib import Path
 
 from flask import Blueprint, abort, jsonify, redirect, render_template, request, send_from_directory, url_for
 
-from backend.config import current_settings
+from backend.config import Settings, current_settings
 from backend.devtokens import emulator_token
 
 bp = Blueprint("commuter_app", __name__, url_prefix="/app", static_folder="static", template_folder="templates")
@@ -42,8 +42,16 @@ def app_config() -> dict:
             "apiKey": settings.firebase_web_api_key,
             "authDomain": settings.firebase_auth_domain or f"{settings.firebase_project_id}.firebaseapp.com",
             "projectId": settings.firebase_project_id,
+            **({"appId": settings.firebase_web_app_id} if settings.firebase_web_app_id else {}),
+            **({"messagingSenderId": settings.firebase_messaging_sender_id} if settings.firebase_messaging_sender_id else {}),
         },
+        "vapidKey": settings.firebase_vapid_key if push_configured(settings) else None,
     }
+
+
+def push_configured(settings: Settings) -> bool:
+    return all((settings.firebase_web_api_key, settings.firebase_web_app_id, settings.firebase_messaging_sender_id,
+                settings.firebase_vapid_key))
 
 
 @bp.get("")

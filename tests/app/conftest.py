@@ -11,7 +11,6 @@ from playwright.sync_api import Browser, BrowserContext, Page
 from sqlalchemy import text
 
 from backend.extensions import db
-from tests.dashboard.conftest import browser, live_server  # noqa: F401  (shared fixtures)
 
 PHONE = {"width": 390, "height": 844}
 BRIXTON = (-0.1145, 51.4627)  # (lon, lat)
@@ -49,7 +48,7 @@ class PhoneApp:
 
 
 @pytest.fixture
-def open_app(browser: Browser, live_server: str):  # noqa: F811
+def open_app(browser: Browser, live_server: str):
     contexts: list[BrowserContext] = []
 
     def open_phone(locale: str = "en-GB", where: tuple[float, float] = BRIXTON, accuracy: float = 18.0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import requests
+from playwright.sync_api import expect
 
 from tests.app.conftest import BRIXTON
 
@@ -18,7 +19,7 @@ def test_a_report_in_three_taps_reaches_postgis_with_its_gps_accuracy(open_app, 
     assert phone.page.locator("#location-status").inner_text() == "Your location, to within about 23 m. Drag the pin if it is wrong."
     phone.page.get_by_role("button", name="Send report", exact=True).click()
     phone.page.wait_for_function("() => document.body.dataset.sentOnce === 'true'")
-    assert phone.page.locator("#queue-status").inner_text() == "All your reports are sent."
+    expect(phone.page.locator("#queue-status")).to_have_text("All your reports are sent.")
     [stored] = reports_in_db()
     assert stored["category"] == "harassment"
     assert stored["accuracy_m"] == pytest.approx(23.0)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import expect
 
 from backend.geo import haversine_m
 from tests.app.conftest import BRIXTON, NEUTRAL
@@ -123,7 +124,7 @@ def test_welsh_from_the_browser_and_a_report_still_valid_then_switched_to_englis
     assert phone.page.get_by_role("button", name="Gadael yn gyflym").is_visible()
     phone.report("Sbeicio", send="Anfon adroddiad")
     phone.page.wait_for_function("() => document.body.dataset.sentOnce === 'true'")
-    assert phone.page.locator("#queue-status").inner_text() == "Mae eich holl adroddiadau wedi'u hanfon."
+    expect(phone.page.locator("#queue-status")).to_have_text("Mae eich holl adroddiadau wedi'u hanfon.")
     [stored] = reports_in_db()
     assert stored["category"] == "spiking"
     phone.goto("Gosodiadau")
@@ -288,3 +289,57 @@ def test_development_sign_in_is_refused_in_production_configuration(app, client)
 def test_the_lines_offered_are_the_repositorys_own(client):
     lines = client.get("/app/data/lines.json").json["lines"]
     assert "Victoria" in lines and "DLR" in lines and len(lines) == 12
+
+
+def post_alert(client, staff, title: str = "Avoid Coldharbour Lane") -> dict:
+    answer = client.post("/api/v1/alerts", headers=staff.headers(), json={
+        "title": title, "body": "Police incident near the station.", "severity": "urgent",
+        "area": {"center": {"type": "Point", "coordinates": list(BRIXTON)}, "radius_m": 500},
+        "expires_at": (datetime.now(timezone.utc) + timedelta(hours=2)).isoformat()})
+    assert answer.status_code == 202, answer.json
+    return answer.json
+
+
+def test_push_is_offered_only_when_firebase_messaging_is_configured(app, client):
+    assert '"vapidKey": null' in client.get("/app/").get_data(as_text=True)
+    settings = app.config["SETTINGS"]
+    web = {"firebase_web_api_key": "web-key", "firebase_web_app_id": "1:123:web:abc", "firebase_messaging_sender_id": "123"}
+    try:
+        app.config["SETTINGS"] = replace(settings, **web)
+        assert '"vapidKey": null' in client.get("/app/").get_data(as_text=True)  # no VAPID key: no push
+        app.config["SETTINGS"] = replace(settings, **web, firebase_vapid_key="BPublicKey")
+        page = client.get("/app/").get_data(as_text=True)
+        assert '"vapidKey": "BPublicKey"' in page and '"messagingSenderId": "123"' in page
+    finally:
+        app.config["SETTINGS"] = settings
+
+
+def test_a_tapped_notification_opens_its_alert_without_a_history_entry(open_app, client, staff, live_server):
+    alert = post_alert(client, staff)
+    phone = open_app()
+    phone.page.goto(f"{live_server}/app/?alert={alert['id']}")
+    card = phone.page.locator(f"#alert-{alert['id']}.linked")
+    card.wait_for()
+    assert phone.page.evaluate("document.activeElement.id") == f"alert-{alert['id']}"
+    assert phone.page.url == f"{live_server}/app/"  # the alert's id does not stay in the address
+
+
+def test_a_push_shows_the_alert_as_a_notification_tagged_with_its_id(open_app, live_server):
+    phone = open_app()
+    phone.context.grant_permissions(["geolocation", "notifications"], origin=live_server)
+    phone.wait_until_offline_ready()
+    cdp = phone.context.new_cdp_session(phone.page)
+    registrations = []
+    cdp.on("ServiceWorker.workerRegistrationUpdated", lambda event: registrations.extend(event["registrations"]))
+    cdp.send("ServiceWorker.enable")
+    phone.page.wait_for_timeout(200)
+    [registration] = [r for r in registrations if r["scopeURL"].endswith("/app/")][:1]
+    payload = {"notification": {"title": "Avoid Coldharbour Lane", "body": "Police incident near the station."},
+               "data": {"type": "alert", "alert_id": "a1b2", "severity": "urgent", "deep_link": "safetravel://alerts/a1b2"}}
+    for _ in range(2):  # a repeat replaces the first: one notification per alert
+        cdp.send("ServiceWorker.deliverPushMessage", {"origin": live_server, "registrationId": registration["registrationId"],
+                                                       "data": json.dumps(payload)})
+    phone.page.wait_for_function("""async () => (await (await navigator.serviceWorker.ready).getNotifications()).length > 0""")
+    shown = phone.page.evaluate("""async () => (await (await navigator.serviceWorker.ready).getNotifications())
+        .map((n) => [n.title, n.body, n.tag])""")
+    assert shown == [["Avoid Coldharbour Lane", "Police incident near the station.", "a1b2"]]

@@ -20,6 +20,7 @@ const SHELL = [
   "/app/static/js/i18n.js",
   "/app/static/js/map.js",
   "/app/static/js/position.js",
+  "/app/static/js/push.js",
   "/app/static/js/queue.js",
   "/app/static/js/store.js",
   "/app/static/js/catalogues/en.js",
@@ -38,6 +39,7 @@ const MAP = [
   "/dashboard/static/vendor/maplibre-gl/maplibre-gl.css",
 ];
 const KEPT_WHEN_FETCHED = ["/dashboard/data/underground.geojson", "/dashboard/static/vendor/firebase/"];
+const ICON = "/app/static/icons/icon-192.png";
 
 self.addEventListener("install", (event) => {
   event.waitUntil((async () => {
@@ -88,5 +90,36 @@ self.addEventListener("sync", (event) => {
       for (const client of await self.clients.matchAll()) client.postMessage("queue-changed");
     }
     if (outcome.left) throw new Error("some reports are still waiting"); // the browser tries again later
+  })());
+});
+
+// Push (Firebase web messaging delivers to this worker's subscription): an alert's title and body only,
+// tagged with its id so that a repeated push replaces the first (docs/api.md, "Alerts").
+self.addEventListener("push", (event) => {
+  let payload = {};
+  try { payload = event.data ? event.data.json() : {}; } catch { return; }
+  const data = payload.data || {};
+  const notification = payload.notification || {};
+  const title = notification.title || data.title;
+  if (!title) return;
+  const tag = data.alert_id || notification.tag;
+  event.waitUntil(self.registration.showNotification(title, {
+    body: notification.body || data.body || "", tag, icon: ICON, data: { alert_id: data.alert_id || null },
+  }));
+});
+
+// A tapped notification opens the alert in the app (focusing it if it is open).
+self.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  const id = event.notification.data && event.notification.data.alert_id;
+  event.waitUntil((async () => {
+    const windows = await self.clients.matchAll({ type: "window" });
+    const open = windows.find((client) => new URL(client.url).pathname.startsWith("/app/"));
+    if (open) {
+      await open.focus();
+      if (id) open.postMessage({ type: "alert", id });
+      return;
+    }
+    await self.clients.openWindow(id ? `/app/?alert=${encodeURIComponent(id)}` : "/app/");
   })());
 });

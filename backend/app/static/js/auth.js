@@ -4,8 +4,7 @@
 import { getValue, setValue } from "./store.js";
 
 const EARLY_S = 60; // refresh a minute before expiry
-const FIREBASE_SCRIPTS = ["/dashboard/static/vendor/firebase/firebase-app-compat.js",
-  "/dashboard/static/vendor/firebase/firebase-auth-compat.js"];
+const FIREBASE = "/dashboard/static/vendor/firebase/";
 let config = null;
 let firebaseUser = null;
 
@@ -39,9 +38,7 @@ async function devToken() {
 
 async function firebaseToken(force) {
   if (!firebaseUser) {
-    for (const src of FIREBASE_SCRIPTS) await loadScript(src);
-    const app = window.firebase.apps.length ? window.firebase.app() : window.firebase.initializeApp(config.firebase);
-    const auth = app.auth();
+    const auth = (await firebaseApp(["firebase-auth-compat.js"])).auth();
     firebaseUser = await new Promise((resolve) => { const stop = auth.onAuthStateChanged((u) => { stop(); resolve(u); }); });
     firebaseUser ||= (await auth.signInAnonymously()).user;
   }
@@ -51,6 +48,12 @@ async function firebaseToken(force) {
 
 export async function forget() {
   if (firebaseUser) { await firebaseUser.delete().catch(() => {}); firebaseUser = null; }
+}
+
+/** The Firebase app (the dashboard's vendored compat SDK), with the extra SDK files named loaded. */
+export async function firebaseApp(parts = []) {
+  for (const part of ["firebase-app-compat.js", ...parts]) await loadScript(`${FIREBASE}${part}`);
+  return window.firebase.apps.length ? window.firebase.app() : window.firebase.initializeApp(config.firebase);
 }
 
 function loadScript(src) {

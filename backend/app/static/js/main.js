@@ -4,6 +4,7 @@ import * as api from "./api.js";
 import * as auth from "./auth.js";
 import { load, preferred, t } from "./i18n.js";
 import * as maps from "./map.js";
+import * as push from "./push.js";
 import { flush, onChange, QUEUED, REJECTED } from "./queue.js";
 import * as alerts from "./screens/alerts.js";
 import * as help from "./screens/help.js";
@@ -37,6 +38,7 @@ document.addEventListener("keydown", (event) => {
 api.configure(config);
 auth.configure(config);
 maps.configure(config);
+push.configure(config);
 
 async function meta() {
   try {
@@ -127,11 +129,21 @@ async function start() {
 
   if (navigator.serviceWorker) {
     navigator.serviceWorker.register("/app/sw.js", { scope: "/app/", type: "module" }).catch(() => {});
-    navigator.serviceWorker.addEventListener("message", (event) => { if (event.data === "queue-changed") showQueueStatus(); });
+    navigator.serviceWorker.addEventListener("message", (event) => {
+      if (event.data === "queue-changed") showQueueStatus();
+      if (event.data?.type === "alert") { alerts.link(event.data.id); go("alerts"); } // a notification tapped
+    });
+  }
+  const alertId = new URLSearchParams(location.search).get("alert");
+  if (alertId) { // opened from a notification: show the alert; replaceState adds no history entry
+    history.replaceState(null, "", "/app/");
+    alerts.link(alertId);
+    go("alerts");
   }
   window.addEventListener("online", send);
   await signIn();
   await send();
+  await push.refresh();
 }
 
 async function signIn() {

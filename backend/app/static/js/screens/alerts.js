@@ -3,20 +3,47 @@ import { call } from "../api.js";
 import { el } from "../dom.js";
 import { formatTime, t, word } from "../i18n.js";
 import { here } from "../position.js";
+import * as push from "../push.js";
 
 const $ = (id) => document.getElementById(id);
 const REFRESH_MS = 60000;
 let meta = null;
 let timer = null;
 
-export function init(appMeta) { meta = appMeta; }
+let linked = null;
+
+export function init(appMeta) {
+  meta = appMeta;
+  $("push-enable").addEventListener("click", async () => {
+    try {
+      $("push-status").textContent = (await push.enable()) ? t("push.on") : t("push.denied");
+    } catch (error) {
+      $("push-status").textContent = t("push.failed", { message: error.message });
+    }
+    showPushButton();
+  });
+}
+
+function showPushButton() { $("push-enable").hidden = !push.available() || push.enabled(); }
+
+/** Open on one alert (a tapped notification): it is marked and focused once listed. */
+export function link(alertId) { linked = alertId; }
 export function setMeta(appMeta) { meta = appMeta; }
 
 export async function show() {
   clearInterval(timer);
   timer = setInterval(refresh, REFRESH_MS);
   $("alerts-status").textContent = t("alerts.finding");
+  showPushButton();
+  if (push.enabled()) $("push-status").textContent = t("push.on");
   await refresh();
+  const target = linked && document.getElementById(`alert-${linked}`);
+  if (target) {
+    target.classList.add("linked");
+    target.tabIndex = -1;
+    target.focus();
+  }
+  linked = null;
 }
 
 export function hide() { clearInterval(timer); timer = null; }
