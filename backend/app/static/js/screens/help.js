@@ -58,6 +58,6 @@ async function drawMap(centre, hubs) {
   for (const old of markers) old.remove();
   markers = hubs.map((hub) => marker(map.maplibregl, "hub-dot").setLngLat(hub.location.coordinates)
     .setPopup(new map.maplibregl.Popup({ closeButton: false }).setText(hub.name)).addTo(map.map));
-  markers.push(marker(map.maplibregl, "pin", { anchor: "bottom" }).setLngLat(centre).addTo(map.map));
+  markers.push(marker(map.maplibregl, "pin").setLngLat(centre).addTo(map.map));
   map.map.jumpTo({ center: centre, zoom: 14 });
 }

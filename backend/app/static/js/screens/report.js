@@ -111,7 +111,7 @@ async function ensureMap() {
   const made = await createMap($("report-map"), { center: state.location || undefined });
   if (!made) return;
   state.map = made;
-  state.pin = marker(made.maplibregl, "pin", { draggable: true, anchor: "bottom" });
+  state.pin = marker(made.maplibregl, "pin", { draggable: true });
   if (state.location) setLocation(state.location, state.accuracy); // the GPS answered while the map loaded
   state.pin.on("dragend", () => {
     const { lng, lat } = state.pin.getLngLat();
