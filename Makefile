@@ -8,7 +8,7 @@ WITH_STACK := deploy/local/with-stack
 CLI := $(WITH_STACK) $(VENV)/bin/safetravel
 DEMO_REPORTS ?= 25000
 
-.PHONY: help demo run test test-faults test-fuzz lint browser bench-ingest bench-heatmap bench-alerts bench-export bench-load bench-routes stack down migrate councils streets seed venv clean
+.PHONY: help demo run test test-faults test-fuzz lint browser bench-ingest bench-heatmap bench-alerts bench-export bench-load bench-routes bench-app app-screenshots stack down migrate councils streets seed venv clean
 
 help:
 	@echo "make demo          run the whole platform with London demo data (Ctrl-C stops it)"
@@ -22,6 +22,7 @@ help:
 	@echo "make bench-export  council export of 1,000,000 reports per format, next to ogr2ogr"
 	@echo "make bench-load    a mixed workload with locust: throughput, p50/p99, errors, lost reports"
 	@echo "make bench-routes  the safer-route endpoint on 100 random walks, next to bare pgr_dijkstra"
+	@echo "make bench-app     the commuter's app: shell size compressed, ready to report on a slow network"
 	@echo "make lint          ruff over the code"
 	@echo "make down          stop the local PostgreSQL and Redis"
 
@@ -96,6 +97,13 @@ bench-routes: venv stack streets
 
 bench-load: venv stack councils
 	@$(WITH_STACK) $(VENV)/bin/python -m bench.load $(BENCH_ARGS)
+
+bench-app: venv stack browser
+	@$(WITH_STACK) $(VENV)/bin/python -m bench.app $(BENCH_ARGS)
+
+# The phone-sized pictures of the commuter's app in docs/images/ (docs/app.md).
+app-screenshots: venv stack browser
+	@$(WITH_STACK) $(VENV)/bin/python -m bench.app_screenshots
 
 clean:
 	@$(STACK) purge

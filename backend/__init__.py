@@ -28,7 +28,7 @@ MAX_HEADER_BYTES = 8192
 # The domains (backend/<name>/), in the order their HTTP APIs are documented and their event handlers
 # registered: an event's outbox tasks are written, and so first run, in this order.
 DOMAINS = ("health", "meta", "reports", "users", "councils", "heatmap", "hubs", "devices", "alerts", "exports",
-           "webhooks", "open311", "streets", "routes", "audit", "dashboard", "demo")
+           "webhooks", "open311", "streets", "routes", "audit", "dashboard", "app", "demo")
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -70,6 +70,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.register_blueprint(dashboard)  # HTML pages, not part of the API document
     app.register_blueprint(api_docs)
+    from backend.app.views import bp as commuter_app
+
+    app.register_blueprint(commuter_app)  # the commuter's web app, a client of the API like any other
     _register_request_hooks(app, api)
     _register_cli(app)
 

@@ -182,6 +182,10 @@ class Settings:
     webhook_lease_s: int = 60
     # Triage statuses that push an update to the reporter's devices.
     reporter_update_statuses: tuple[str, ...] = ("actioned", "closed", "rejected")
+    # The commuter's app's push (Firebase web messaging): all three, with FIREBASE_WEB_API_KEY, turn it on.
+    firebase_web_app_id: str | None = None
+    firebase_messaging_sender_id: str | None = None
+    firebase_vapid_key: str | None = None
 
     @property
     def is_production(self) -> bool:
@@ -239,6 +243,9 @@ class Settings:
             webhook_timeout_s=_int(env, "WEBHOOK_TIMEOUT_S", cls.webhook_timeout_s, minimum=1),
             webhook_lease_s=_int(env, "WEBHOOK_LEASE_S", cls.webhook_lease_s, minimum=1),
             reporter_update_statuses=_statuses(env, "REPORTER_UPDATE_STATUSES", cls.reporter_update_statuses),
+            firebase_web_app_id=env.get("FIREBASE_WEB_APP_ID") or None,
+            firebase_messaging_sender_id=env.get("FIREBASE_MESSAGING_SENDER_ID") or None,
+            firebase_vapid_key=env.get("FIREBASE_VAPID_KEY") or None,
         )
         settings.validate()
         return settings

@@ -25,6 +25,8 @@ from backend.config import Settings
 
 # Firebase Auth's REST endpoints, which the web SDK calls to sign in with a password and to refresh tokens.
 FIREBASE_AUTH_ORIGINS = ("https://identitytoolkit.googleapis.com", "https://securetoken.googleapis.com")
+# Firebase web messaging's endpoints, which the commuter app's push registration calls (FIREBASE_VAPID_KEY).
+FIREBASE_MESSAGING_ORIGINS = ("https://firebaseinstallations.googleapis.com", "https://fcmregistrations.googleapis.com")
 
 _NO_FEATURES = ("accelerometer", "camera", "display-capture", "geolocation", "gyroscope", "magnetometer",
                 "microphone", "payment", "usb")
@@ -55,10 +57,13 @@ def _csp(**directives: tuple[str, ...]) -> str:
     return "; ".join(f"{name.replace('_', '-')} {' '.join(sources)}" for name, sources in directives.items())
 
 
-def page_policy(settings: Settings) -> str:
-    """The Content-Security-Policy of the pages that show a map and sign in (dashboard, commuter app)."""
+def page_policy(settings: Settings, push: bool = False) -> str:
+    """The Content-Security-Policy of the pages that show a map and sign in (dashboard, commuter app);
+    ``push``: the page registers for web push when the deployment configures it (the commuter app)."""
     basemap = tuple(dict.fromkeys(filter(None, (origin_of(settings.basemap_style_url), *settings.basemap_origins))))
     firebase = FIREBASE_AUTH_ORIGINS if settings.firebase_web_api_key else ()
+    if push and settings.firebase_web_api_key and settings.firebase_vapid_key:
+        firebase += FIREBASE_MESSAGING_ORIGINS
     auth_domain = settings.firebase_auth_domain or f"{settings.firebase_project_id}.firebaseapp.com"
     return _csp(
         default_src=("'self'",),
@@ -84,7 +89,7 @@ def areas(settings: Settings) -> tuple[Area, ...]:
     """The site's areas, most specific first; the last matches everything."""
     pages = page_policy(settings)
     return (
-        Area("commuter app", "/app/", pages, permissions_policy(allowed=("geolocation",))),
+        Area("commuter app", "/app/", page_policy(settings, push=True), permissions_policy(allowed=("geolocation",))),
         Area("dashboard", "/dashboard", pages, permissions_policy()),
         Area("API docs", "/api/docs", _csp(
             default_src=("'self'",), script_src=("'self'",), style_src=("'self'",),

@@ -33,6 +33,7 @@ from tests import appctx
 from tests.factories import CALLERS, Caller
 
 prepare_process_environment()  # the test session is a process like any other: its entry point
+pytest_plugins = ["tests.browser"]  # `browser` and `live_server` for the dashboard's and the app's browser tests
 
 ROOT = Path(__file__).resolve().parent.parent
 # Reference data the session loads once (London's boroughs), kept across tests. The street network is

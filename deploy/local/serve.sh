@@ -64,6 +64,7 @@ done
 cat <<MSG
 
   SafeTravel is running.
+    App           http://127.0.0.1:$PORT/app/         (the commuter's app; development sign-in: automatic)
     Dashboard     http://127.0.0.1:$PORT/dashboard/   (development sign-in: pick a role)
     API docs      http://127.0.0.1:$PORT/api/docs
     OpenAPI       http://127.0.0.1:$PORT/api/openapi.json

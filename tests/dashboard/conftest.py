@@ -1,40 +1,13 @@
 """The dashboard in Debian's Chromium (Playwright), against the app served for real on a free port,
-with real commits (the browser's requests run in the server's own threads and sessions)."""
+with real commits (the browser's requests run in the server's own threads and sessions): the `browser`
+and `live_server` fixtures are tests/browser.py's."""
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
-from werkzeug.serving import make_server
-
-from backend.devserver import free_port
-
-CHROMIUM = "/usr/bin/chromium"
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail("Debian's chromium is missing: `make test` installs it (deploy/local/stack.sh browser)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def live_server(app, real_commits) -> Iterator[str]:
-    server = make_server("127.0.0.1", free_port(), app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
+from playwright.sync_api import Browser, Page
 
 
 @dataclass

@@ -81,7 +81,7 @@ def watched(browser) -> Iterator:
     ("/api/v1/meta", "API and the rest"),
     ("/api/v1/reports", "API and the rest"),  # a 401
     ("/healthz", "API and the rest"),
-    ("/app/", "commuter app"),  # no page there yet: the 404 already carries the app's policy
+    ("/app/", "commuter app"),
     ("/app/report/new", "commuter app"),
 ])
 def test_every_answer_carries_the_headers_of_its_area(client, path, area):
@@ -190,7 +190,7 @@ def test_the_api_docs_render_with_no_policy_violation(watched, live_server):
     assert watched_page.violations() == [] and watched_page.errors == []
 
 
-@pytest.mark.parametrize("path", ["/dashboard/", "/api/docs", "/api/v1/meta"])
+@pytest.mark.parametrize("path", ["/dashboard/", "/app/", "/api/docs", "/api/v1/meta"])
 def test_no_page_can_be_framed_by_another_site(watched, live_server, path):
     page = watched().page
     # Another site frames ours, next to a page without our headers (which it may frame: the control).
