@@ -13,6 +13,7 @@ from pathlib import Path
 
 from flask import Blueprint, abort, jsonify, redirect, render_template, request, send_from_directory, url_for
 
+from backend.auth import MAX_TOKEN_LIFETIME_S
 from backend.config import Settings, current_settings
 from backend.devtokens import emulator_token
 
@@ -23,7 +24,7 @@ DATA_DIR = Path(__file__).resolve().parent.parent.parent / "data"
 # Where Quick exit goes: a busy, neutral site that says nothing about the app.
 NEUTRAL_SITE = "https://www.bbc.co.uk/weather"
 ANONYMOUS_UID = re.compile(r"^anon-[0-9a-f]{32}$")
-DEV_TOKEN_LIFETIME_S = 12 * 3600
+DEV_TOKEN_LIFETIME_S = MAX_TOKEN_LIFETIME_S  # as long as Firebase's own, and no longer (backend/auth.py)
 
 
 def dev_sign_in_allowed() -> bool:

@@ -339,9 +339,13 @@ def test_a_push_shows_the_alert_as_a_notification_tagged_with_its_id(open_app, l
     for _ in range(2):  # a repeat replaces the first: one notification per alert
         cdp.send("ServiceWorker.deliverPushMessage", {"origin": live_server, "registrationId": registration["registrationId"],
                                                        "data": json.dumps(payload)})
-    phone.page.wait_for_function("""async () => (await (await navigator.serviceWorker.ready).getNotifications()).length > 0""")
-    shown = phone.page.evaluate("""async () => (await (await navigator.serviceWorker.ready).getNotifications())
-        .map((n) => [n.title, n.body, n.tag])""")
+    # A tagged notification is replaced by closing the first and showing the second: read them when shown,
+    # again once the second push has surely been handled (a duplicate would be there by then).
+    showing = """async () => { const n = await (await navigator.serviceWorker.ready).getNotifications();
+        return n.length ? n.map((x) => [x.title, x.body, x.tag]) : null; }"""
+    phone.page.wait_for_function(showing)
+    phone.page.wait_for_timeout(500)
+    shown = phone.page.wait_for_function(showing).json_value()
     assert shown == [["Avoid Coldharbour Lane", "Police incident near the station.", "a1b2"]]
 
 
