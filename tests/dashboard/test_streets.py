@@ -9,6 +9,7 @@ import pytest
 
 from backend.extensions import db
 from backend.streets.service import load_street_segments
+from tests.dashboard.test_security import serious_accessibility_violations
 from tests.routes.test_safer_route import LAT0, LON0, lonlat, street
 
 
@@ -47,6 +48,7 @@ def test_unlit_streets_and_both_routes_from_the_keyboard(open_dashboard, grid, v
     assert re.match(r"Safer: (499|50\d) m, 6 min; no reports nearby; 0 m unlit", safer)
     page.wait_for_function("() => state.map.loaded() && "
                            "state.map.queryRenderedFeatures({layers: ['route-safer', 'route-shortest']}).length >= 2")
+    assert serious_accessibility_violations(page, "#tab-streets") == []
     assert dashboard.problems == []
 
 
