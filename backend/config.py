@@ -137,7 +137,7 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     max_batch_body_bytes: int = 4 * 1024 * 1024
     db_pool_size: int = 10
-    # Cluster detection (PRODUCT.md): reports of one category from this many different people within
+    # Cluster detection (docs/api.md, "Cluster alerts"): reports of one category from this many different people within
     # this radius and time (an account counts once, however many reports it sends).
     cluster_min_reporters: int = 3
     cluster_radius_m: int = 300

@@ -1,6 +1,6 @@
 """The HTTP edge shared by every domain's API: strict JSON parsing, the error format, the Blueprint.
 
-Every error leaves as ``{"code", "status", "message", "errors": {field: [...]}}`` (PRODUCT.md).
+Every error leaves as ``{"code", "status", "message", "errors": {field: [...]}}`` (docs/api.md, "Errors").
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ def _describe(errors: dict[str, Any]) -> str:
 
 
 class Api(flask_smorest.Api):
-    """flask-smorest's Api with PRODUCT.md's error body: field errors flat, a message naming them."""
+    """flask-smorest's Api with the documented error body (docs/api.md): field errors flat, a message naming them."""
 
     def handle_http_exception(self, error: HTTPException):
         headers: dict[str, str] = {}

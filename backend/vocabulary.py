@@ -19,9 +19,6 @@ FACTORS = (
 
 STATUSES = ("received", "reviewing", "actioned", "closed", "rejected")
 
-# Categories whose reports trigger a cluster check (PRODUCT.md, "Cluster detection").
-CLUSTER_CATEGORIES = ("harassment", "spiking")
-
 MAX_DESCRIPTION_CHARS = 2000
 MAX_ROUTE_VERTICES = 500
 MAX_ROUTE_LENGTH_M = 20_000

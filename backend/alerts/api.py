@@ -1,4 +1,4 @@
-"""Alerts over HTTP (PRODUCT.md, "Safe hubs and alerts")."""
+"""Alerts over HTTP (docs/api.md, "Alerts")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Cluster detection: reports of one category from several people near one place within hours make a
-cluster, announced once by a cluster alert (PRODUCT.md defaults: 3 or more within 300 m and 6 hours).
+cluster, announced once by a cluster alert (by default 3 or more people within 300 m and 6 hours: docs/api.md, "Cluster alerts").
 
 People, not reports: an account counts once however many reports it sends (``CLUSTER_MIN_REPORTERS``
 different reporters), so one account cannot make the platform push. The alert reaches the safety

@@ -1,4 +1,4 @@
-"""Council areas over HTTP (PRODUCT.md: GET /councils)."""
+"""Council areas over HTTP (docs/api.md, "Reports": GET /councils)."""
 
 from __future__ import annotations
 

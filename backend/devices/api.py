@@ -1,4 +1,4 @@
-"""Devices over HTTP (PRODUCT.md: POST /devices, PATCH/DELETE /devices/{id})."""
+"""Devices over HTTP (docs/api.md, "Devices")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Council exports over HTTP (PRODUCT.md, "Council exports")."""
+"""Council exports over HTTP (docs/api.md, "Council exports")."""
 
 from __future__ import annotations
 

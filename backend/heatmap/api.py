@@ -1,4 +1,4 @@
-"""Heatmaps over HTTP (PRODUCT.md, "Heatmaps"): cells as GeoJSON, vector tiles, hotspots, public cells."""
+"""Heatmaps over HTTP (docs/api.md, "Heatmaps"): cells as GeoJSON, vector tiles, hotspots, public cells."""
 
 from __future__ import annotations
 

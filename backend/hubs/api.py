@@ -1,4 +1,4 @@
-"""Safe hubs over HTTP (PRODUCT.md, "Safe hubs and alerts")."""
+"""Safe hubs over HTTP (docs/api.md, "Safe hubs")."""
 
 from __future__ import annotations
 

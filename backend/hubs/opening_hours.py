@@ -1,4 +1,4 @@
-"""Weekly opening hours in the city's local time (PRODUCT.md, "Safe hubs and alerts").
+"""Weekly opening hours in the city's local time (docs/api.md, "Safe hubs").
 
 ``"24/7"``, or a mapping from weekday (``mon`` ... ``sun``) to ``[["HH:MM", "HH:MM"], ...]``. A range
 whose end is not after its start runs past midnight (``"fri": [["18:00", "04:00"]]`` is open at 02:00

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import pkgutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -94,6 +95,9 @@ class RegistryError(RuntimeError):
 
 
 _handlers: list[Handler] = []
+# Per event, its queued handlers and their filters as the JSON a single-statement publish binds
+# (outbox.service.tasks_params): worked out once, not on every report; subscribe() forgets them.
+_routing: dict[str, str] = {}
 
 
 def subscribe(
@@ -122,6 +126,7 @@ def subscribe(
     if task and any(h.task == task for h in _handlers):
         raise RegistryError(f"two handlers for the outbox task {task!r}")
     _handlers.append(handler)
+    _routing.clear()
     return handler
 
 
@@ -133,6 +138,20 @@ def handlers_for(event: str) -> list[Handler]:
 
 def queued_handlers(event: str) -> list[Handler]:
     return [h for h in handlers_for(event) if not h.inline]
+
+
+def routing_json(event: str) -> str:
+    """The event's queued handlers as JSON (task, queue, and the attribute filters as ``only_``), for a
+    publish written into a producer's own statement. Inline handlers have no place in one statement:
+    such an event is published with ``outbox.service.publish()``."""
+    cached = _routing.get(event)
+    if cached is None:
+        handlers = handlers_for(event)
+        if any(h.inline for h in handlers):
+            raise RegistryError(f"{event!r} has inline handlers: publish it with publish()")
+        cached = _routing[event] = json.dumps([
+            {"task": h.task, "queue": h.queue, "only_": {k: list(v) for k, v in h.only.items()}} for h in handlers])
+    return cached
 
 
 def handler_for_task(task: str) -> Handler | None:

@@ -20,7 +20,6 @@ This module knows PostgreSQL only; RQ is the worker's business.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
@@ -86,13 +85,8 @@ def tasks_cte(source: str, payload: str, attributes: str) -> str:
 
 
 def tasks_params(event: str) -> dict[str, Any]:
-    """The parameters of ``tasks_cte()`` for an event: its queued handlers, as the registry has them.
-    (Inline handlers have no place in a single statement: such an event is published with publish().)"""
-    if any(h.inline for h in registry.handlers_for(event)):
-        raise registry.RegistryError(f"{event!r} has inline handlers: publish it with publish()")
-    handlers = [{"task": h.task, "queue": h.queue, "only_": {k: list(v) for k, v in h.only.items()}}
-                for h in registry.queued_handlers(event)]
-    return {"outbox_handlers": json.dumps(handlers), "outbox_request_id": current_request_id()}
+    """The parameters of ``tasks_cte()`` for an event: its queued handlers, as the registry has them."""
+    return {"outbox_handlers": registry.routing_json(event), "outbox_request_id": current_request_id()}
 
 
 # The claimed rows are picked once (a MATERIALIZED CTE): a LIMIT ... SKIP LOCKED subquery inside an

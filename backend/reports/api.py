@@ -1,4 +1,4 @@
-"""Reports over HTTP (PRODUCT.md, "Reports"). Views parse, authorise and call the service."""
+"""Reports over HTTP (docs/api.md, "Reports"). Views parse, authorise and call the service."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The caller's own account (PRODUCT.md: DELETE /me)."""
+"""The caller's own account (docs/api.md, "Reports": DELETE /me)."""
 
 from __future__ import annotations
 

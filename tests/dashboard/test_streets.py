@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
 
 from backend.extensions import db
-from backend.streets.service import load_street_segments
 from tests.dashboard.test_security import serious_accessibility_violations
-from tests.routes.test_safer_route import LAT0, LON0, lonlat, street
+from tests.routes.test_safer_route import LAT0, LON0, load_grid, lonlat
 
 
 @pytest.fixture
 def grid(app, tmp_path):
     """The routes tests' grid (tests/routes/test_safer_route.py), committed: column 0 unlit."""
-    features = [street([(0, 100 * i) for i in range(5)], name="Column Nought", highway="residential", lit="no"),
-                street([(50, 100 * i) for i in range(5)], name="Column One", highway="residential", lit="yes")]
-    features += [street([(0, 100 * i), (50, 100 * i)], name=f"Rung {i}", highway="footway", lit="yes") for i in range(5)]
-    path = tmp_path / "grid.geojson"
-    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    load_grid(app, tmp_path)
     with app.app_context():
-        load_street_segments(path, class_field="highway", lit_field="lit")
-        db.session.commit()
         db.session.remove()
 
 

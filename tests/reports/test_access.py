@@ -1,4 +1,4 @@
-"""Who may read, list and triage reports (PRODUCT.md, "Roles and auth")."""
+"""Who may read, list and triage reports (docs/api.md, "Signing in")."""
 
 from __future__ import annotations
 

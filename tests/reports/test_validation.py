@@ -1,4 +1,4 @@
-"""Every bad input gets a 4xx naming the problem, and stores nothing (PRODUCT.md, "API v1")."""
+"""Every bad input gets a 4xx naming the problem, and stores nothing (docs/api.md, "Errors")."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -41,17 +42,22 @@ def street(coords, **properties) -> dict:
             "geometry": {"type": "LineString", "coordinates": [list(point(*c)) for c in coords]}}
 
 
-@pytest.fixture
-def grid(app, tmp_path):
+def load_grid(app, directory: Path) -> Path:
+    """A ladder of streets, committed: two columns 50 m apart (column 0 unlit), five rungs 100 m apart."""
     features = [street([(0, 100 * i) for i in range(5)], name="Column Nought", highway="residential", lit="no"),
                 street([(50, 100 * i) for i in range(5)], name="Column One", highway="residential", lit="yes")]
     features += [street([(0, 100 * i), (50, 100 * i)], name=f"Rung {i}", highway="footway", lit="yes") for i in range(5)]
-    path = tmp_path / "grid.geojson"
+    path = directory / "grid.geojson"
     path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
     with app.app_context():
         assert load_street_segments(path, class_field="highway", lit_field="lit") == 7
         db.session.commit()
     return path
+
+
+@pytest.fixture
+def grid(app, tmp_path):
+    return load_grid(app, tmp_path)
 
 
 def route(client, caller, start=(0, 0), end=(0, 400), at=NIGHT, **query):
