@@ -713,6 +713,7 @@ function sleep(ms) {
 }
 
 async function main() {
+  applyStrings();
   await loadMeta();
   fillVocabulary();
   drawLegend();
