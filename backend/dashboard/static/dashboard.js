@@ -74,7 +74,6 @@ function fillVocabulary() {
     `<label><input type="checkbox" name="category" value="${escapeHtml(c.name)}"> ${escapeHtml(label(c.name))}</label>`).join("");
   $("#filters").mode.innerHTML = options(vocabulary.modes);
   $("#filters").hours.title = `Hours in ${timeZone}, end excluded: 22-4, 7-10,16-19`;
-  $("#triage-status").innerHTML = `<option value="">All</option>` + options(vocabulary.statuses, { labelled: false });
   $("#hub-form").kind.innerHTML = options(vocabulary.hub_kinds);
   $("#alert-form").severity.innerHTML = options(vocabulary.alert_severities, { labelled: false, selected: "warning" });
 }
@@ -218,7 +217,9 @@ function applyFilters() {
   if (!filtersValid()) return;
   const filters = filtersFromForm();
   const url = new URL(location.href);
+  const triageFilters = [...url.searchParams].filter(([name]) => name.startsWith("triage_")); // triage.js's
   url.search = filters.toString();
+  triageFilters.forEach(([name, value]) => url.searchParams.append(name, value));
   history.replaceState(null, "", url);
   setHeatmapTiles(filters);
   loadHotspots(filters);
@@ -359,38 +360,6 @@ async function loadHotspots(filters) {
   } catch (error) {
     list.innerHTML = `<li class="error">${escapeHtml(error instanceof ApiError ? error.detail() : error.message)}</li>`;
   }
-}
-
-/* ---- triage (staff) --------------------------------------------------------------------------- */
-
-async function loadTriage() {
-  const status = $("#triage-status").value;
-  const data = await api(`/reports?limit=50${status ? `&status=${status}` : ""}`);
-  const list = $("#triage");
-  list.innerHTML = "";
-  data.items.forEach((report) => {
-    const item = document.createElement("li");
-    item.className = "report";
-    item.dataset.id = report.id;
-    const when = new Date(report.occurred_at).toLocaleString("en-GB", { timeZone: state.meta.time_zone, dateStyle: "medium", timeStyle: "short" });
-    item.innerHTML = `<div><strong>${escapeHtml(label(report.category))}</strong>
-        ${report.subcategory ? `· ${escapeHtml(label(report.subcategory).toLowerCase())}` : ""} <small>${when}</small></div>
-      <p class="description">${escapeHtml(report.description || "(no description)")}</p>
-      <label>Status <select class="status">${options(state.meta.vocabulary.statuses, { labelled: false, selected: report.status })}</select></label>
-      <button type="button" class="locate">Show on map</button> <span class="saved" role="status"></span>`;
-    item.querySelector(".status").addEventListener("change", async (event) => {
-      const saved = item.querySelector(".saved");
-      try {
-        const updated = await api(`/reports/${report.id}`, { method: "PATCH", body: { status: event.target.value } });
-        saved.textContent = `Saved: ${updated.status}`;
-      } catch (error) {
-        saved.textContent = error.detail ? error.detail() : error.message;
-      }
-    });
-    item.querySelector(".locate").addEventListener("click", () => state.map.flyTo({ center: report.location.coordinates, zoom: 16 }));
-    list.appendChild(item);
-  });
-  if (!data.items.length) list.innerHTML = "<li class='hint'>No reports.</li>";
 }
 
 /* ---- safe hubs -------------------------------------------------------------------------------- */
@@ -740,7 +709,7 @@ async function main() {
   loadHotspots(filtersFromForm());
   await loadHubs();
 
-  $("#triage-status").addEventListener("change", () => loadTriage().catch(showError));
+  setUpTriage(); // triage.js
   $("#hub-form").addEventListener("submit", saveHub);
   $("#hub-new").addEventListener("click", newHub);
   $("#hub-close").addEventListener("click", () => closeHub().catch(showError));
