@@ -153,6 +153,10 @@ def test_filters_narrow_the_list_and_stay_in_the_address_bar(open_dashboard, rep
     tab.get_by_label("Category").select_option("harassment")
     tab.get_by_text("No reports match these filters.").wait_for()
     assert triage_params(page) == {"triage_category": ["harassment"], "triage_view": ["1"]}
+    # Panning to Peckham (as a drag does: with the mouse's event) brings its harassment reports.
+    page.evaluate("""([lon, lat]) => state.map.jumpTo({center: [lon, lat], zoom: 15},
+        {originalEvent: new MouseEvent('mouseup')})""", PECKHAM)
+    wait_for_list(page, f"ids.length > 40 && !ids.includes('{reported['spiking']}')")
 
     # The link opens on the same list; the Filters tab's own changes keep it.
     shared = open_dashboard("safety_team", query="?triage_category=spiking&triage_mode=tube")

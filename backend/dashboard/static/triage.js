@@ -291,6 +291,11 @@ function setUpTriage() {
   $("#triage-newer").addEventListener("click", () => turnTriagePage(-1));
   $("#triage-older").addEventListener("click", () => turnTriagePage(1));
   document.addEventListener("keydown", triageKey);
+  // "In the map's view" follows the person's own panning and zooming (events with an originalEvent),
+  // not the page's flights to a report, which would reload the list under them.
+  state.map.on("moveend", (event) => {
+    if (event.originalEvent && form.view.checked && !$("#tab-triage").hidden) triageFiltersChanged();
+  });
   triage.ready = true;
   if (fromUrl) selectTab("triage"); // a shared link to a triage list opens on it
 }
