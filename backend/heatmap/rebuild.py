@@ -396,4 +396,4 @@ def _build(chunk: int, since: Any) -> tuple[int, dict[str, float]]:
         WHERE heatmap_counted_at IS NULL OR created_at >= :since
     """), {"since": since})
     session.execute(text("SELECT set_config('search_path', :path, true)"), {"path": path})
-    return removals, phases
+    return removals, {**phases, "routes": n}
