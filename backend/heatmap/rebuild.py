@@ -85,7 +85,10 @@ def rebuild(chunk: int = 20_000, attempts: int = 3) -> dict[str, float]:
             log.warning("reports were removed during the heatmap rebuild (attempt %d); starting again", attempt)
         except BaseException:
             db.session.rollback()
-            _drop_aside()
+            try:
+                _drop_aside()
+            except Exception:  # noqa: BLE001 - the next rebuild drops them; the first error is the news
+                log.exception("could not drop the failed heatmap rebuild's tables")
             raise
     raise AssertionError("unreachable")
 
@@ -113,11 +116,11 @@ def _rebuild(chunk: int) -> dict[str, float]:
 
 
 def _drop_aside() -> None:
-    """Whatever an earlier rebuild left aside: the old tables after a swap, new ones after a failure."""
-    db.session.execute(text(
+    """Whatever an earlier rebuild left aside: the old tables after a swap, new ones after a failure.
+    Dropping their foreign keys locks ``users`` for a moment: with short lock requests."""
+    _with_short_locks(lambda: db.session.execute(text(
         f"DROP TABLE IF EXISTS {', '.join(f'{schema}.{t}' for schema in (NEXT, OLD) for t in SWAPPED)}, "
-        f"{NEXT}.rebuild_seen"))
-    db.session.commit()
+        f"{NEXT}.rebuild_seen")))
 
 
 def _keys_of(table: str) -> list[str]:
