@@ -109,8 +109,12 @@ def _rebuild(chunk: int) -> dict[str, float]:
     phases["catch_up_s"] = time.perf_counter() - built
     swap = _swap(since, removals)
     phases["swap_s"] = swap["seconds"]
-    _drop_aside()
-    _validate_foreign_keys()
+    try:  # the new tables serve from here on; what is left is tidying
+        _drop_aside()
+        _validate_foreign_keys()
+    except Exception:  # noqa: BLE001 - the next rebuild drops what is left
+        db.session.rollback()
+        log.exception("heatmap rebuild swapped in; tidying up after it failed")
     return {"seconds": time.perf_counter() - started, "caught_up": caught_up + swap["caught_up"],
             "marked": swap["marked"], "swap_attempts": swap["attempts"], **phases}
 
