@@ -124,14 +124,18 @@ class TileReader(threading.Thread):
 
     def __init__(self, app, tiles: list[tuple[int, int, int]]) -> None:
         super().__init__(daemon=True)
-        self.app, self.tiles, self.times = app, tiles, []
+        self.app, self.tiles, self.times, self.slow = app, tiles, [], []
+        self.started = time.monotonic()
         self.stopping = threading.Event()
 
     def run(self) -> None:
         with self.app.app_context():
             while not self.stopping.is_set():
                 for z, x, y in self.tiles:
+                    at = time.monotonic()
                     self.times.append(timed(lambda: queries.tile(queries.Filters(), z, x, y, grid.level_for_zoom(z))))
+                    if self.times[-1] > READ_LIMIT_S:
+                        self.slow.append((round(at - self.started, 1), round(self.times[-1], 2)))
                     db.session.commit()
                     if self.stopping.is_set():
                         break
@@ -160,6 +164,9 @@ def measure_rebuild(dsn: str, runs: int, rng: random.Random) -> dict:
         reader.start()
         rebuilds.append(rebuild())
         during += reader.stop()
+        if reader.slow:
+            print(f"  reads over 200 ms (seconds into the rebuild, seconds waited): {reader.slow[:20]}; "
+                  f"rebuild phases {rebuilds[-1]}", flush=True)
     with psycopg.connect(dsn) as conn:
         rows = dict(conn.execute("SELECT 'cells', count(*) FROM heatmap_cells UNION ALL "
                                  "SELECT 'totals', count(*) FROM heatmap_totals UNION ALL "

@@ -11,17 +11,19 @@ The rebuild never holds up heatmap reads or the worker's counting for long (docs
    (same columns, keys and names), and lists in ``heatmap_next.rebuild_seen`` the reports it counted
    that were either not yet counted or created since ``since``; the live tables keep serving and
    keep being counted into;
-3. catch-up: the reports created since ``since`` that the worker counted meanwhile (into the live
-   tables) and that the snapshot did not hold are added to the new tables with the worker's own code;
+3. the snapshot's uncounted reports (a backlog, or reports loaded in bulk) are marked counted, in
+   chunks of short transactions (the worker's late job for one then changes nothing); the catch-up:
+   the reports created since ``since`` that the worker counted meanwhile (into the live tables) and
+   that the snapshot did not hold are added to the new tables with the worker's own code;
 4. the swap, in one short transaction: the live tables locked (giving up after
    ``SWAP_LOCK_TIMEOUT_MS`` and trying again, so that reads queue behind it for no longer), the last
-   catch-up, the snapshot's uncounted reports marked counted (the worker's late job then changes
-   nothing), the live tables moved to schema ``heatmap_old`` and the new ones into their place;
+   catch-up, the live tables moved to schema ``heatmap_old`` and the new ones into their place;
 5. the old tables dropped, the new foreign keys validated, both without blocking anyone.
 
 Reports removed meanwhile (an erasure, the retention purge) would leave the snapshot stale: each such
 transaction writes a row in ``heatmap_removals``, and a rebuild that sees a new one at its swap starts
-again. A rebuild that fails anywhere leaves the live tables as they were.
+again. A rebuild that fails anywhere leaves the live tables serving; the reports it had marked
+counted are then counted into them, as the worker would have.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from backend.heatmap.counting import (
     add_counted_reports,
     city_tz,
     fine_cell_rows,
+    lock_aggregates,
 )
 from backend.heatmap.grid import FINE_LEVEL, LEVELS, morton
 from backend.heatmap.publishing import COUNTS_PUBLICLY_SQL
@@ -57,6 +60,7 @@ SWAPPED = ("heatmap_cells", "heatmap_totals", "heatmap_reporters", "heatmap_publ
 SWAP_LOCK_TIMEOUT_MS = 100  # the longest a read queues behind the swap's lock request
 SWAP_ATTEMPTS = 100
 CATCH_UP_CHUNK = 2_000
+MARK_CHUNK = 5_000  # reports marked counted per transaction (the worker waits at most for one)
 
 # No later than the start of any transaction now running, nor than now.
 SINCE_SQL = """
@@ -76,16 +80,20 @@ def rebuild(chunk: int = 20_000, attempts: int = 3) -> dict[str, float]:
     if db.session().in_transaction():
         raise RuntimeError("heatmap rebuild runs in transactions of its own: commit or roll back first")
     for attempt in range(1, attempts + 1):
+        marking = {"begun": False}  # whether this attempt has marked reports and not swapped yet
         try:
-            return {**_rebuild(chunk), "attempts": attempt}
+            return {**_rebuild(chunk, marking), "attempts": attempt}
         except StaleSnapshot:
             db.session.rollback()
+            _count_marked_into_live_tables()  # the next attempt counts them afresh
             if attempt == attempts:
                 raise
             log.warning("reports were removed during the heatmap rebuild (attempt %d); starting again", attempt)
         except BaseException:
             db.session.rollback()
             try:
+                if marking["begun"]:
+                    _count_marked_into_live_tables()
                 _drop_aside()
             except Exception:  # noqa: BLE001 - the next rebuild drops them; the first error is the news
                 log.exception("could not drop the failed heatmap rebuild's tables")
@@ -93,7 +101,7 @@ def rebuild(chunk: int = 20_000, attempts: int = 3) -> dict[str, float]:
     raise AssertionError("unreachable")
 
 
-def _rebuild(chunk: int) -> dict[str, float]:
+def _rebuild(chunk: int, marking: dict[str, bool]) -> dict[str, float]:
     started = time.perf_counter()
     session = db.session
     _drop_aside()
@@ -106,8 +114,13 @@ def _rebuild(chunk: int) -> dict[str, float]:
     caught_up = _catch_up(since)
     session.execute(text(f"ANALYZE {', '.join(f'{NEXT}.{t}' for t in SWAPPED)}"))
     session.commit()
+    marking["begun"] = True
+    marked = _mark_counted()
+    caught_up += _catch_up(since)
+    session.commit()
     phases["catch_up_s"] = time.perf_counter() - built
     swap = _swap(since, removals)
+    marking["begun"] = False
     phases["swap_s"] = swap["seconds"]
     try:  # the new tables serve from here on; what is left is tidying
         _drop_aside()
@@ -116,7 +129,7 @@ def _rebuild(chunk: int) -> dict[str, float]:
         db.session.rollback()
         log.exception("heatmap rebuild swapped in; tidying up after it failed")
     return {"seconds": time.perf_counter() - started, "caught_up": caught_up + swap["caught_up"],
-            "marked": swap["marked"], "swap_attempts": swap["attempts"], **phases}
+            "marked": marked, "swap_attempts": swap["attempts"], **phases}
 
 
 def _drop_aside() -> None:
@@ -201,10 +214,49 @@ def _catch_up(since: Any) -> int:
     """), {"since": since}).all()
     for start in range(0, len(ids), CATCH_UP_CHUNK):
         add_counted_reports(ids[start:start + CATCH_UP_CHUNK])
-    db.session.execute(text(f"INSERT INTO {NEXT}.rebuild_seen (id, uncounted) SELECT id, false FROM unnest(CAST(:ids AS uuid[])) AS id"),
+    db.session.execute(text(f"INSERT INTO {NEXT}.rebuild_seen (id, uncounted, marked) SELECT id, false, false "
+                            "FROM unnest(CAST(:ids AS uuid[])) AS id"),
                        {"ids": list(ids)})
     db.session.execute(text("SELECT set_config('search_path', :path, true)"), {"path": path})
     return len(ids)
+
+
+def _mark_counted() -> int:
+    """Mark counted the reports the snapshot counted while they were still uncounted, a chunk per
+    transaction: no aggregate lock is taken, so a worker counting one of them waits for one chunk at
+    most, then finds it counted (it went to the old tables; the new ones count it from the snapshot).
+    Those this marks are noted (``marked``), for the repair should the rebuild fail."""
+    while True:
+        chunk = db.session.execute(text(f"""
+            WITH chunk AS (
+                SELECT id FROM {NEXT}.rebuild_seen WHERE uncounted AND NOT marked ORDER BY id LIMIT :chunk
+            ), stamped AS (
+                UPDATE reports r SET heatmap_counted_at = clock_timestamp()
+                FROM chunk WHERE r.id = chunk.id AND r.heatmap_counted_at IS NULL
+                RETURNING r.id
+            )
+            -- uncounted stays true only for those this marked: the others the worker counted meanwhile
+            UPDATE {NEXT}.rebuild_seen s SET marked = true, uncounted = s.id IN (SELECT id FROM stamped)
+            FROM chunk WHERE s.id = chunk.id
+        """), {"chunk": MARK_CHUNK}).rowcount
+        db.session.commit()
+        if chunk < MARK_CHUNK:
+            return db.session.scalar(text(f"SELECT count(*) FROM {NEXT}.rebuild_seen WHERE uncounted AND marked"))
+
+
+def _count_marked_into_live_tables() -> None:
+    """After a failed rebuild: the reports it marked counted go into the live tables, as the worker's
+    jobs, which now change nothing, would have counted them."""
+    exists = db.session.scalar(text(f"SELECT to_regclass('{NEXT}.rebuild_seen') IS NOT NULL"))
+    if not exists:
+        return
+    ids = db.session.scalars(text(f"SELECT id FROM {NEXT}.rebuild_seen WHERE uncounted AND marked")).all()
+    if ids:
+        lock_aggregates()
+        for start in range(0, len(ids), CATCH_UP_CHUNK):
+            add_counted_reports(ids[start:start + CATCH_UP_CHUNK])
+        log.warning("heatmap rebuild failed: %d reports it had marked counted are counted into the live tables", len(ids))
+    db.session.commit()
 
 
 def _swap(since: Any, removals: int) -> dict[str, Any]:
@@ -217,14 +269,10 @@ def _swap(since: Any, removals: int) -> dict[str, Any]:
         if db.session.scalar(text("SELECT count(*) FROM heatmap_removals")) != removals:
             raise StaleSnapshot("reports were removed during the rebuild")
         caught_up = _catch_up(since)
-        marked = db.session.execute(text(f"""
-            UPDATE reports r SET heatmap_counted_at = clock_timestamp()
-            FROM {NEXT}.rebuild_seen s WHERE s.uncounted AND r.id = s.id AND r.heatmap_counted_at IS NULL
-        """)).rowcount
         for table in SWAPPED:
             db.session.execute(text(f"ALTER TABLE public.{table} SET SCHEMA {OLD}"))
             db.session.execute(text(f"ALTER TABLE {NEXT}.{table} SET SCHEMA public"))
-        return {"caught_up": caught_up, "marked": marked}
+        return {"caught_up": caught_up}
 
     result, attempts = _with_short_locks(swap)
     return {**result, "attempts": attempts, "seconds": time.perf_counter() - started}
@@ -396,7 +444,8 @@ def _build(chunk: int, since: Any) -> tuple[int, dict[str, float]]:
     for statement in key_statements:
         session.execute(text(statement))
     phases["reporters_and_keys_s"] = time.perf_counter() - started - sum(phases.values())
-    session.execute(text(f"CREATE TABLE {NEXT}.rebuild_seen (id uuid PRIMARY KEY, uncounted boolean NOT NULL)"))
+    session.execute(text(f"CREATE TABLE {NEXT}.rebuild_seen (id uuid PRIMARY KEY, uncounted boolean NOT NULL, "
+                         "marked boolean NOT NULL DEFAULT false)"))
     session.execute(text(f"""
         INSERT INTO {NEXT}.rebuild_seen (id, uncounted)
         SELECT id, heatmap_counted_at IS NULL FROM reports
