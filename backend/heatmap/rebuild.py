@@ -76,7 +76,7 @@ class StaleSnapshot(RuntimeError):
 def rebuild(chunk: int = 20_000, attempts: int = 3) -> dict[str, float]:
     """Recompute every aggregate from the reports (plus the retained counts of erased ones) aside,
     and swap the new tables in (see the module's docstring). Gives exactly what incremental updates
-    give. About a minute per million reports; reads and counting go on meanwhile."""
+    give. Minutes per million reports (docs/benchmarks.md); reads and counting go on meanwhile."""
     if db.session().in_transaction():
         raise RuntimeError("heatmap rebuild runs in transactions of its own: commit or roll back first")
     for attempt in range(1, attempts + 1):
