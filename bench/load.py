@@ -10,12 +10,13 @@ lost: every report answered 201 is in PostgreSQL exactly once and, once the work
 into the heatmap. Rate limits are set high (one address plays every user) but still checked.
 
 Capacity (``--steps 10,20,40,80``, and ``--base <commit>``): the same load in steps of users, each for
-``--seconds``; the capacity is the highest throughput of a step whose p99 stays at or under 300 ms with
-no error. With ``--base``, the same steps run in the same invocation against the code of that commit,
-checked out in a git worktree (.local/base-<commit>), with its own API and worker on ports of their
-own, its own database (``<database>_base_load``, migrated by its own migrations) and its own Redis
-database, on the same PostgreSQL and Redis servers; this checkout's run comes first, then the base's,
-and the two capacities are printed with their ratio. About (steps x seconds + 3 min) per tree.
+``--seconds``, after 15 s of warm-up that is not counted; the capacity is the highest throughput of a
+step whose p99 stays at or under 300 ms with no error. With ``--base``, the same steps run in the
+same invocation against the code of that commit, checked out in a git worktree
+(.local/base-<commit>), with its own API and worker on ports of their own, its own database
+(``<database>_base_load``, migrated by its own migrations) and its own Redis database, on the same
+PostgreSQL and Redis servers; this checkout's run comes first, then the base's, and the two
+capacities are printed with their ratio. About (steps x seconds + 3 min) per tree.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ VENV_BIN = Path(sys.executable).parent
 
 
 P99_LIMIT_MS = 300.0  # capacity: the most requests/s with a p99 at or under this
+WARM_UP_S = 15  # the first step's load, before the steps, not counted (processes and caches warm up)
 
 
 def in_tree(tree: Path) -> dict[str, str]:
@@ -120,6 +122,9 @@ def capacity(label: str, tree: Path, steps: list[int], seconds: int) -> dict:
     worker = start_worker(url, redis_url, tree)
     results = []
     try:
+        with tempfile.TemporaryDirectory(prefix="safetravel-load-") as tmp:  # warm-up, not counted
+            run_locust(f"http://127.0.0.1:{port}", steps[0], WARM_UP_S, Path(tmp))
+        wait_for_worker(dsn, 120)
         for users in steps:
             with tempfile.TemporaryDirectory(prefix="safetravel-load-") as tmp:
                 run_locust(f"http://127.0.0.1:{port}", users, seconds, Path(tmp))
