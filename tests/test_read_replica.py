@@ -117,3 +117,15 @@ def test_the_heatmap_reads_on_the_standby_and_falls_back_to_the_primary(app, set
     assert not db.replica.fresh and db.replica.lag_s is None
     assert on_the_map(client, staff) == 3
     assert math.isnan(scrape(client)["safetravel_read_replica_lag_seconds"][()])
+
+
+def test_the_read_settings_are_checked_and_optional():
+    from backend.config import ConfigError, Settings
+
+    assert Settings.from_env({}).database_read_url is None
+    settings = Settings.from_env({"DATABASE_READ_URL": "postgres://reader@standby:5432/safetravel", "READ_MAX_LAG_S": "2.5"})
+    assert settings.database_read_url == "postgresql+psycopg://reader@standby:5432/safetravel"
+    assert settings.read_max_lag_s == 2.5
+    for bad in ("soon", "0", "-1"):
+        with pytest.raises(ConfigError, match="READ_MAX_LAG_S"):
+            Settings.from_env({"READ_MAX_LAG_S": bad})
