@@ -155,7 +155,7 @@ def compare(args: argparse.Namespace) -> None:
     result = {"seconds": args.seconds, "runs": runs}
     if len(runs) == 2:
         ratio = runs[0]["capacity_per_s"] / runs[1]["capacity_per_s"] if runs[1]["capacity_per_s"] else None
-        result["ratio"] = round(ratio, 2) if ratio else None
+        result["ratio"] = round(ratio, 2) if ratio is not None else None
         print(f"  ratio: {result['ratio']} (target >= 2)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"load-capacity-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
