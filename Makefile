@@ -21,6 +21,8 @@ help:
 	@echo "make bench-alerts  alert targeting on 1,000,000 devices, fan-out throughput"
 	@echo "make bench-export  council export of 1,000,000 reports per format, next to ogr2ogr"
 	@echo "make bench-load    a mixed workload with locust: throughput, p50/p99, errors, lost reports"
+	@echo "                   BASE=<commit>: capacity at p99 <= 300 ms here and at that commit (a git worktree),"
+	@echo "                   same run, and the ratio; steps of 10,20,40,80 users x 30 s each, about 12 minutes"
 	@echo "make bench-routes  the safer-route endpoint on 100 random walks, next to bare pgr_dijkstra"
 	@echo "make bench-app     the commuter's app: shell size compressed, ready to report on a slow network"
 	@echo "make lint          ruff over the code"
@@ -96,7 +98,7 @@ bench-routes: venv stack streets
 	@$(WITH_STACK) $(VENV)/bin/python -m bench.routes $(BENCH_ARGS)
 
 bench-load: venv stack councils
-	@$(WITH_STACK) $(VENV)/bin/python -m bench.load $(BENCH_ARGS)
+	@$(WITH_STACK) $(VENV)/bin/python -m bench.load $(if $(BASE),--base $(BASE) --seconds 30) $(BENCH_ARGS)
 
 bench-app: venv stack browser
 	@$(WITH_STACK) $(VENV)/bin/python -m bench.app $(BENCH_ARGS)

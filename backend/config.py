@@ -137,6 +137,11 @@ class Settings:
     max_body_bytes: int = 256 * 1024
     max_batch_body_bytes: int = 4 * 1024 * 1024
     db_pool_size: int = 10
+    # Reads on a PostgreSQL hot standby (heatmap, tiles, hotspots, the public heatmap, nearest hubs):
+    # unset, everything reads the primary; they fall back to it while the standby is unreachable or
+    # more than READ_MAX_LAG_S behind (backend/extensions.py).
+    database_read_url: str | None = None
+    read_max_lag_s: float = 5.0
     # Cluster detection (docs/api.md, "Cluster alerts"): reports of one category from this many different people within
     # this radius and time (an account counts once, however many reports it sends).
     cluster_min_reporters: int = 3
@@ -220,6 +225,8 @@ class Settings:
             report_retention_days=_int(env, "REPORT_RETENTION_DAYS", cls.report_retention_days, minimum=1),
             city_timezone=env.get("CITY_TIMEZONE") or cls.city_timezone,
             db_pool_size=_int(env, "DB_POOL_SIZE", cls.db_pool_size, minimum=1),
+            database_read_url=_normalise_database_url(env["DATABASE_READ_URL"]) if env.get("DATABASE_READ_URL") else None,
+            read_max_lag_s=_float(env, "READ_MAX_LAG_S", cls.read_max_lag_s, minimum=0.1, maximum=3600.0),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024),
             max_batch_body_bytes=_int(env, "MAX_BATCH_BODY_BYTES", cls.max_batch_body_bytes, minimum=1024),
             cluster_min_reporters=_int(env, "CLUSTER_MIN_REPORTERS", cls.cluster_min_reporters, minimum=2),

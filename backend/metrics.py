@@ -1,5 +1,6 @@
 """``/metrics`` for Prometheus: request rates and latencies per endpoint (a route's pattern, never
-its ids), and, read at scrape time, RQ queue depths, failed jobs and the outbox backlog.
+its ids), and, read at scrape time, RQ queue depths, failed jobs, the outbox backlog and the read
+standby's lag.
 
 Under gunicorn's several processes the request metrics are kept in PROMETHEUS_MULTIPROC_DIR
 (deploy/gunicorn.conf.py sets it up) and summed over processes at scrape time."""
@@ -69,6 +70,27 @@ class QueueCollector(Collector):
             db.session.rollback()
 
 
+class ReplicaCollector(Collector):
+    """The read standby (DATABASE_READ_URL), measured at scrape time: how far behind, and whether reads go there."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        replica = db.replica
+        if replica.engine is None:
+            return
+        replica.check()
+        lag = GaugeMetricFamily("safetravel_read_replica_lag_seconds",
+                                "How far the read standby is behind the primary (NaN: it does not answer)")
+        lag.add_metric([], replica.lag_s if replica.lag_s is not None else float("nan"))
+        yield lag
+        in_use = GaugeMetricFamily("safetravel_read_replica_in_use",
+                                   "1 when heatmap and nearest-hub reads go to the standby, 0 when to the primary")
+        in_use.add_metric([], 1 if replica.fresh else 0)
+        yield in_use
+        limit = GaugeMetricFamily("safetravel_read_replica_max_lag_seconds", "READ_MAX_LAG_S")
+        limit.add_metric([], replica.max_lag_s)
+        yield limit
+
+
 def init_app(app: Flask) -> None:
     @app.before_request
     def _start_timer() -> None:
@@ -83,7 +105,7 @@ def init_app(app: Flask) -> None:
             LATENCY.labels(request.method, endpoint).observe(time.perf_counter() - started)
         return response
 
-    collector = QueueCollector()
+    collectors = (QueueCollector(), ReplicaCollector())
 
     @app.get("/metrics", endpoint="metrics")
     def metrics() -> Response:
@@ -92,7 +114,7 @@ def init_app(app: Flask) -> None:
             MultiProcessCollector(registry)
         else:
             registry = REGISTRY
-        output = generate_latest(registry) + generate_latest(_single(collector))
+        output = generate_latest(registry) + b"".join(generate_latest(_single(c)) for c in collectors)
         return Response(output, mimetype=CONTENT_TYPE_LATEST)
 
 

@@ -1,8 +1,10 @@
 """``make bench-heatmap``: heatmap aggregates on 1,000,000 synthetic reports, each figure next to its
 baseline measured in the same run.
 
-1. Full rebuild (``safetravel heatmap rebuild``) next to one bare ``SELECT cell, count(*) ... GROUP BY``
-   over the same reports (the floor), medians of several runs.
+1. Full rebuild (``safetravel heatmap rebuild``, built aside and swapped in) next to its floor: the same
+   cube by one ``INSERT ... SELECT`` into an unlogged table of ``heatmap_cells``' shape; medians of
+   several runs. A reader thread pulls tiles throughout each rebuild (and for 5 s before, idle): its
+   p50/p99/max and how many reads took over 200 ms.
 2. Tile latency at zooms 10-14 from the aggregates, next to a naive tile built on the fly from the raw
    reports (``ST_SquareGrid`` over the tile joined to ``reports``), warm, p50/p95 over the same tiles.
 3. Freshness: gunicorn and a worker (with its outbox relay) running; the time from ``POST /reports``
@@ -23,12 +25,14 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import psycopg
+from flask import current_app
 
 from backend import create_app
 from backend.config import libpq_dsn, prepare_process_environment
@@ -36,15 +40,11 @@ from backend.devserver import free_port, scratch_database, start_api
 from backend.devtokens import emulator_token
 from backend.extensions import db
 from backend.heatmap import grid, queries
-from backend.heatmap.rebuild import rebuild
+from backend.heatmap.rebuild import REBUILD_WORK_MEM, rebuild
 from bench.data import ensure_reports
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-FLOOR_SQL = """
-    SELECT heatmap_fine_x(ST_X(p)) AS x, heatmap_fine_y(ST_Y(p)) AS y, count(*)
-    FROM reports r, ST_Transform(r.location, 3857) AS p GROUP BY 1, 2
-"""
 NAIVE_TILE_SQL = """
     SELECT ST_AsMVT(t, 'heatmap', 4096, 'geom') FROM (
         SELECT ST_AsMVTGeom(g.geom, ST_TileEnvelope(%(z)s, %(x)s, %(y)s), 4096, 0, false) AS geom, count(*) AS count
@@ -66,25 +66,124 @@ def timed(fn) -> float:
     return time.perf_counter() - started
 
 
-def measure_rebuild(dsn: str, runs: int) -> dict:
+# The floor of the rebuild: the same cube (points in their fine cell, routes in each fine cell they
+# cross, every level, plus the retained counts) by one INSERT ... SELECT into an unlogged table of
+# heatmap_cells' shape. The routes' cells come from ST_SquareGrid on the fine grid (which lies on the
+# tile grid: Web Mercator's origin is a whole number of fine cells from its edge).
+FLOOR_TABLE = "bench_floor_cells"
+FLOOR_CUBE_SQL = f"""
+    INSERT INTO {FLOOR_TABLE} (level, q, day, hour, category, mode, count)
+    SELECT level, q, day, hour, category, mode, sum(n)::integer FROM (
+        SELECT l.level, p.q >> (2 * ({grid.FINE_LEVEL} - l.level)) AS q, p.day, p.hour, p.category, p.mode, p.n
+        FROM (
+            SELECT heatmap_morton(heatmap_fine_x(ST_X(pt)), heatmap_fine_y(ST_Y(pt))) AS q,
+                   local_day(r.occurred_at, %(tz)s) AS day, local_hour(r.occurred_at, %(tz)s) AS hour,
+                   r.category, coalesce(r.mode, '') AS mode, count(*) AS n
+            FROM reports r, heatmap_point_3857(r.location) AS pt
+            WHERE r.route IS NULL
+            GROUP BY 1, 2, 3, 4, 5
+        ) AS p CROSS JOIN unnest(%(levels)s::smallint[]) AS l (level)
+        UNION ALL
+        SELECT level, q, day, hour, category, mode, 1 FROM (
+            SELECT DISTINCT r.id, l.level, c.q >> (2 * ({grid.FINE_LEVEL} - l.level)) AS q,
+                   local_day(r.occurred_at, %(tz)s) AS day, local_hour(r.occurred_at, %(tz)s) AS hour,
+                   r.category, coalesce(r.mode, '') AS mode
+            FROM reports r
+            CROSS JOIN LATERAL (
+                SELECT heatmap_morton(heatmap_fine_x(ST_X(ST_Centroid(g.geom))),
+                                      heatmap_fine_y(ST_Y(ST_Centroid(g.geom)))) AS q
+                FROM ST_SquareGrid({grid.FINE_CELL_M}, heatmap_route_3857(r.route)) AS g
+                WHERE ST_Intersects(g.geom, heatmap_route_3857(r.route))
+            ) AS c
+            CROSS JOIN unnest(%(levels)s::smallint[]) AS l (level)
+            WHERE r.route IS NOT NULL
+        ) AS routed
+        UNION ALL
+        SELECT level, q, day, hour, category, mode, count FROM heatmap_retained
+    ) AS everything
+    GROUP BY level, q, day, hour, category, mode
+"""
+READ_LIMIT_S = 0.2  # nothing may wait longer during a rebuild
+
+
+def measure_floor(dsn: str) -> tuple[float, int]:
     with psycopg.connect(dsn) as conn:
-        floors = [timed(lambda: conn.execute(FLOOR_SQL).fetchall()) for _ in range(runs + 1)][1:]
+        conn.execute(f"DROP TABLE IF EXISTS {FLOOR_TABLE}")
+        conn.execute(f"CREATE UNLOGGED TABLE {FLOOR_TABLE} (LIKE heatmap_cells INCLUDING ALL)")
+        conn.execute(f"SET LOCAL work_mem = '{REBUILD_WORK_MEM}'")
+        started = time.perf_counter()
+        conn.execute(FLOOR_CUBE_SQL, {"tz": "Europe/London", "levels": list(grid.LEVELS)})
+        seconds = time.perf_counter() - started
+        rows = conn.execute(f"SELECT count(*) FROM {FLOOR_TABLE}").fetchone()[0]
+        conn.execute(f"DROP TABLE {FLOOR_TABLE}")
+    return seconds, rows
+
+
+class TileReader(threading.Thread):
+    """Reads tiles one after another, as a dashboard does, timing each, until stopped."""
+
+    def __init__(self, app, tiles: list[tuple[int, int, int]]) -> None:
+        super().__init__(daemon=True)
+        self.app, self.tiles, self.times, self.slow = app, tiles, [], []
+        self.started = time.monotonic()
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        with self.app.app_context():
+            while not self.stopping.is_set():
+                for z, x, y in self.tiles:
+                    at = time.monotonic()
+                    self.times.append(timed(lambda: queries.tile(queries.Filters(), z, x, y, grid.level_for_zoom(z))))
+                    if self.times[-1] > READ_LIMIT_S:
+                        self.slow.append((round(at - self.started, 1), round(self.times[-1], 2)))
+                    db.session.commit()
+                    if self.stopping.is_set():
+                        break
+            db.session.remove()
+
+    def stop(self) -> list[float]:
+        self.stopping.set()
+        self.join()
+        return self.times
+
+
+def measure_rebuild(dsn: str, runs: int, rng: random.Random) -> dict:
+    app = current_app._get_current_object()
+    tiles = [(z, x, y) for z in (11, 12, 13, 14) for x, y in sample_tiles(z, 10, rng)]
+    floors = [measure_floor(dsn) for _ in range(runs)]
+    with psycopg.connect(dsn) as conn:
         reports = conn.execute("SELECT count(*) FROM reports").fetchone()[0]
-    rebuilds = []
+    idle = TileReader(app, tiles)
+    idle.start()
+    time.sleep(5)
+    idle_times = idle.stop()
+    rebuilds, during = [], []
     for _ in range(runs):
         db.session.remove()
+        reader = TileReader(app, tiles)
+        reader.start()
         rebuilds.append(rebuild())
+        during += reader.stop()
+        if reader.slow:
+            print(f"  reads over 200 ms (seconds into the rebuild, seconds waited): {reader.slow[:20]}; "
+                  f"rebuild phases {rebuilds[-1]}", flush=True)
     with psycopg.connect(dsn) as conn:
         rows = dict(conn.execute("SELECT 'cells', count(*) FROM heatmap_cells UNION ALL "
                                  "SELECT 'totals', count(*) FROM heatmap_totals UNION ALL "
                                  "SELECT 'council_cells', count(*) FROM heatmap_council_cells UNION ALL "
                                  "SELECT 'public_units', count(*) FROM heatmap_public_units").fetchall())
     rebuild_s = statistics.median(r["seconds"] for r in rebuilds)
-    floor_s = statistics.median(floors)
+    floor_s = statistics.median(f for f, _ in floors)
     return {
-        "reports": reports, "floor_s": round(floor_s, 2), "rebuild_s": round(rebuild_s, 2),
-        "ratio": round(rebuild_s / floor_s, 1), "aggregate_rows": rows,
+        "reports": reports, "floor_s": round(floor_s, 2), "floor_rows": floors[0][1], "rebuild_s": round(rebuild_s, 2),
+        "ratio": round(rebuild_s / floor_s, 2), "aggregate_rows": rows,
         "phases_s": {k: round(statistics.median(r[k] for r in rebuilds), 2) for k in rebuilds[0] if k.endswith("_s")},
+        "swap_attempts": [r["swap_attempts"] for r in rebuilds],
+        "tiles_idle": {"reads": len(idle_times), "p50_ms": round(1000 * pct(idle_times, 50), 1),
+                       "p99_ms": round(1000 * pct(idle_times, 99), 1), "max_ms": round(1000 * max(idle_times), 1)},
+        "tiles_during": {"reads": len(during), "p50_ms": round(1000 * pct(during, 50), 1),
+                         "p99_ms": round(1000 * pct(during, 99), 1), "max_ms": round(1000 * max(during), 1),
+                         "over_200_ms": sum(t > READ_LIMIT_S for t in during)},
     }
 
 
@@ -268,10 +367,11 @@ def main() -> None:
                 parts.add("rebuild")  # the tiles need aggregates
         if "rebuild" in parts:
             print("rebuild...", flush=True)
-            result["rebuild"] = measure_rebuild(dsn, args.rebuilds)
+            result["rebuild"] = measure_rebuild(dsn, args.rebuilds, rng)
             r = result["rebuild"]
-            print(f"  floor (bare GROUP BY cell) {r['floor_s']} s; rebuild {r['rebuild_s']} s; "
-                  f"ratio {r['ratio']}x; rows {r['aggregate_rows']}", flush=True)
+            print(f"  floor (the cube by one INSERT ... SELECT, unlogged) {r['floor_s']} s; rebuild {r['rebuild_s']} s; "
+                  f"ratio {r['ratio']}x; rows {r['aggregate_rows']}; phases {r['phases_s']}", flush=True)
+            print(f"  tiles idle: {r['tiles_idle']}; during the rebuild: {r['tiles_during']}", flush=True)
         if "tiles" in parts:
             print("tiles...", flush=True)
             result["tiles"] = measure_tiles(dsn, args.tiles, rng)
@@ -294,9 +394,14 @@ def report(result: dict) -> None:
 
     print()
     if rebuild:
-        print("| reports | floor (GROUP BY cell) | full rebuild | ratio (target <= 2) |")
-        print("| ---: | ---: | ---: | ---: |")
-        print(f"| {rebuild['reports']:,} | {rebuild['floor_s']} s | {rebuild['rebuild_s']} s | {rebuild['ratio']} |")
+        print("| reports | floor: the cube by one INSERT ... SELECT, unlogged | full rebuild, swapped in | ratio "
+              "(target <= 1.5) | tile p50 / p99 / max idle | tile p50 / p99 / max during the rebuild | reads over 200 ms |")
+        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        idle, during = rebuild["tiles_idle"], rebuild["tiles_during"]
+        print(f"| {rebuild['reports']:,} | {rebuild['floor_s']} s | {rebuild['rebuild_s']} s | {rebuild['ratio']} | "
+              f"{idle['p50_ms']} / {idle['p99_ms']} / {idle['max_ms']} ms | "
+              f"{during['p50_ms']} / {during['p99_ms']} / {during['max_ms']} ms | "
+              f"{during['over_200_ms']} of {during['reads']} |")
         print()
     if tiles:
         print("| zoom | level | tiles | aggregates p50 / p95 ms | naive p50 / p95 ms | p95 speed-up (target >= 50) "

@@ -21,5 +21,5 @@ def worker_app() -> Flask:
 
 
 def end_of_job() -> None:
-    """Return the job's connection to the pool and forget its objects."""
-    db.session.remove()
+    """Return the job's connections (the primary's, the read standby's) to the pools and forget its objects."""
+    db.remove()

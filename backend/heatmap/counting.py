@@ -222,9 +222,29 @@ def _remove_units(units: Counter) -> None:
 def lock_aggregates() -> None:
     """The first lock of every transaction that writes the aggregates or deletes counted reports
     (docs/architecture.md, "Lock order"): the aggregate tables, then reports. rebuild() takes the
-    same tables in ACCESS EXCLUSIVE mode, first too."""
+    same tables in ACCESS EXCLUSIVE mode, first too, for its short swap: whatever marks a report
+    counted takes this lock before it, so that no counting is half done while the swap runs."""
     db.session.execute(text("LOCK TABLE heatmap_cells, heatmap_totals, heatmap_reporters, heatmap_public_units, "
                             "heatmap_council_cells IN ROW EXCLUSIVE MODE"))
+
+
+def note_removal() -> None:
+    """Reports are about to go: a rebuild running meanwhile counted them from its snapshot and starts
+    again rather than swap stale tables in (backend/heatmap/rebuild.py)."""
+    db.session.execute(text("INSERT INTO heatmap_removals DEFAULT VALUES"))
+
+
+def add_counted_reports(report_ids: list[Any]) -> None:
+    """Add what these counted reports contribute to the aggregate tables found on the search path: the
+    rebuild's catch-up, for the reports the worker counted into the old tables while it built the new
+    ones. The same contributions as apply_report()."""
+    added = contributions(_facts("r.id = ANY(:ids)", {"ids": report_ids}))
+    _add_counts("heatmap_cells", added.cube)
+    _add_totals(added.cube)
+    _add_reporters(added.reporters)
+    _add_units(added.units)
+    _add_counts("heatmap_council_cells", council_contributions(_council_facts("r.id = ANY(:ids)", {"ids": report_ids})),
+                council=True)
 
 
 def apply_report(report_id: str) -> bool:
@@ -260,6 +280,7 @@ def retain_counts_of_author(user_id: Any) -> int:
     of them are counted (a report being counted meanwhile is waited for, and then seen counted: kept
     once, never missed)."""
     lock_aggregates()
+    note_removal()
     db.session.execute(text("SELECT FROM reports WHERE author_id = :author ORDER BY id FOR UPDATE"), {"author": user_id})
     return _retain_counts("r.author_id = :author", {"author": user_id})
 
@@ -270,6 +291,7 @@ def retain_counts_of_reports(report_ids: list[Any]) -> int:
     another report of the same person still supports them, as a rebuild would have it; the public
     units lose these reports."""
     lock_aggregates()
+    note_removal()
     retained = _retain_counts("r.id = ANY(:ids)", {"ids": report_ids})
     leaving = contributions(_facts("r.id = ANY(:ids)", {"ids": report_ids}))
     _remove_units(leaving.units)

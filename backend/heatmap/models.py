@@ -4,9 +4,22 @@ models describe the schema for Alembic's comparison and for ad-hoc queries."""
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, PrimaryKeyConstraint, SmallInteger, String
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    text,
+)
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -107,3 +120,13 @@ class HeatmapCouncilRetained(_CouncilCube, Base):
 
     __tablename__ = "heatmap_council_retained"
     __table_args__ = (PrimaryKeyConstraint(*COUNCIL_CUBE, name="heatmap_council_retained_pkey"),)
+
+
+class HeatmapRemoval(Base):
+    """One row per transaction that removes reports (erasure, retention; migration 0017): a rebuild
+    running meanwhile sees that its snapshot went stale and starts again (backend/heatmap/rebuild.py)."""
+
+    __tablename__ = "heatmap_removals"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=text("clock_timestamp()"))

@@ -139,7 +139,8 @@ def published_cells(window: Window, categories: tuple[str, ...] | None, area_whe
     if categories:
         where.append("u.category = ANY(:categories)")
         params["categories"] = list(categories)
-    units = db.session.execute(
+    reads = db.reads  # the standby when it is fit (backend/extensions.py)
+    units = reads.execute(
         text(f"""
             SELECT u.q, u.week, u.category, sum(u.reports)::integer AS reports
             FROM heatmap_public_units u
@@ -157,7 +158,7 @@ def published_cells(window: Window, categories: tuple[str, ...] | None, area_whe
             per_cell[unit.q] += count
     if not per_cell:
         return []
-    rows = db.session.execute(
+    rows = reads.execute(
         text("""
             SELECT c.q, ST_AsGeoJSON(ST_Transform(
                        ST_TileEnvelope(:level, heatmap_cell_x(c.q), heatmap_cell_y(c.q)), 4326), 6) AS geometry

@@ -1,4 +1,5 @@
-"""Reading the heatmap's aggregates: cells, vector tiles, hotspots and the public heatmap."""
+"""Reading the heatmap's aggregates: cells, vector tiles, hotspots and the public heatmap, from the hot
+standby when there is a fit one (``db.reads``, backend/extensions.py)."""
 
 from __future__ import annotations
 
@@ -129,7 +130,7 @@ def _cell_counts_sql(f: Filters, area: Area) -> tuple[str, dict[str, Any]]:
 def cells(f: Filters, area: Area, limit: int) -> list[dict[str, Any]]:
     """Cells with their counts and GeoJSON polygons (at most ``limit``, densest first)."""
     sql, params = _cell_counts_sql(f, area)
-    rows = db.session.execute(
+    rows = db.reads.execute(
         text(f"""
             SELECT cc.*, ST_AsGeoJSON(ST_Transform(ST_TileEnvelope(cc.level, cc.x, cc.y), 4326), 6) AS geometry
             FROM ({sql}) AS cc ORDER BY cc.count DESC, cc.q LIMIT :limit
@@ -142,7 +143,7 @@ def cells(f: Filters, area: Area, limit: int) -> list[dict[str, Any]]:
 def tile(f: Filters, z: int, x: int, y: int, level: int) -> bytes:
     """A Mapbox Vector Tile (layer ``heatmap``) of the cells in map tile z/x/y; empty bytes if none."""
     sql, params = _cell_counts_sql(f, Area.tile(level, z, x, y))
-    data = db.session.execute(
+    data = db.reads.execute(
         text(f"""
             SELECT ST_AsMVT(t, 'heatmap', 4096, 'geom') FROM (
                 SELECT ST_AsMVTGeom(ST_TileEnvelope(cc.level, cc.x, cc.y), ST_TileEnvelope(:z, :tx, :ty),
@@ -163,7 +164,7 @@ def hotspots(f: Filters, area: Area, limit: int) -> list[dict[str, Any]]:
     days = (f.to_day - f.from_day).days + 1
     previous = f.shifted(days)
     where, params = _conditions(replace(f, from_day=previous.from_day), area)
-    rows = db.session.execute(
+    rows = db.reads.execute(
         text(f"""
             SELECT h.*, ST_AsGeoJSON(ST_Transform(ST_TileEnvelope(h.level, h.x, h.y), 4326), 6) AS geometry,
                    ST_AsGeoJSON(ST_Transform(ST_Centroid(ST_TileEnvelope(h.level, h.x, h.y)), 4326), 6) AS centre

@@ -81,8 +81,9 @@ def nearest_hubs(lon: float, lat: float, limit: int, open_now: bool, at: datetim
     """The hubs nearest a point, nearest first (a KNN scan of the geography index); with ``open_now``,
     only those open at ``at`` (among the nearest few hundred)."""
     depth = OPEN_SEARCH_DEPTH if open_now else limit
-    ranked = db.session.execute(_NEAREST, {"lon": lon, "lat": lat, "depth": depth}).all()
-    hubs = {h.id: h for h in db.session.scalars(select(SafeHub).where(SafeHub.id.in_([r.id for r in ranked])))}
+    reads = db.reads  # the standby when it is fit (backend/extensions.py)
+    ranked = reads.execute(_NEAREST, {"lon": lon, "lat": lat, "depth": depth}).all()
+    hubs = {h.id: h for h in reads.scalars(select(SafeHub).where(SafeHub.id.in_([r.id for r in ranked])))}
     found = []
     for row in ranked:
         hub = hubs[row.id]

@@ -11,6 +11,8 @@
 #   deploy/local/stack.sh browser   install Debian's Chromium if missing (the dashboard's browser tests)
 #   deploy/local/stack.sh env       print the environment (DATABASE_URL, REDIS_URL, ...) as `export` lines
 #   deploy/local/stack.sh redis-stop | redis-start | pg-stop | pg-start   (fault drills)
+#   deploy/local/stack.sh replica-start PORT   a streaming hot standby of the local cluster on PORT
+#                                   (pg_basebackup; the read-replica test), replica-stop stops and deletes it
 #
 # DATABASE_URL / REDIS_URL given in the environment are honoured: the matching local server is then
 # neither installed nor started. Ports default to values derived from the checkout's path (so two
@@ -174,6 +176,33 @@ cmd_pg_stop() {
   fi
 }
 
+# A hot standby of the local cluster, streaming from it over loopback (initdb's pg_hba.conf lets
+# replication connections in from 127.0.0.1), with the same binaries; its data in <cluster>/replica.
+cmd_replica_start() {
+  local port=${1:?usage: stack.sh replica-start PORT} bindir home
+  bindir=$(pg_bindir)
+  home=$(pg_home)
+  cmd_replica_stop
+  log "pg_basebackup into $home/replica"
+  as_pg_user "$bindir/pg_basebackup" -h 127.0.0.1 -p "$PG_PORT" -U postgres -D "$home/replica" \
+    --write-recovery-conf --wal-method=stream --checkpoint=fast
+  log "starting the standby on 127.0.0.1:$port"
+  # max_connections as on the primary: a standby needs at least as many.
+  as_pg_user "$bindir/pg_ctl" -D "$home/replica" -l "$home/replica.log" -w -t 60 \
+    -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='$home' -c max_connections=200 -c hot_standby=on" \
+    start >/dev/null
+}
+
+cmd_replica_stop() {
+  local home
+  home=$(pg_home)
+  if [ -f "$home/replica/postmaster.pid" ]; then
+    log "stopping the standby"
+    as_pg_user "$(pg_bindir)/pg_ctl" -D "$home/replica" -m immediate -w stop >/dev/null || true
+  fi
+  rm -rf "$home/replica"
+}
+
 redis_cli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
 
 cmd_redis_start() {
@@ -259,5 +288,7 @@ case "${1:-}" in
   pg-stop) cmd_pg_stop ;;
   redis-start) cmd_redis_start ;;
   redis-stop) cmd_redis_stop ;;
+  replica-start) cmd_replica_start "${2:-}" ;;
+  replica-stop) cmd_replica_stop ;;
   *) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 2 ;;
 esac
