@@ -2,7 +2,7 @@
 old ones wait in ``heatmap_old`` to be dropped); removals of
 reports are noted in ``heatmap_removals`` so that a rebuild can tell that its snapshot went stale.
 
-Revision ID: 0017
+Revision ID: 0015
 Revises: 0014
 Create Date: 2026-12-02
 
@@ -11,7 +11,7 @@ Forward only: once landed, a migration is never edited; a change is a new migrat
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0017"
+revision = "0015"
 down_revision = "0014"
 branch_labels = None
 depends_on = None
