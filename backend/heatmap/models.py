@@ -6,8 +6,9 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, PrimaryKeyConstraint, SmallInteger, String
-from sqlalchemy.dialects.postgresql import UUID
+from geoalchemy2 import Geometry
+from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, PrimaryKeyConstraint, SmallInteger, String, Text
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.extensions import Base
@@ -107,3 +108,17 @@ class HeatmapCouncilRetained(_CouncilCube, Base):
 
     __tablename__ = "heatmap_council_retained"
     __table_args__ = (PrimaryKeyConstraint(*COUNCIL_CUBE, name="heatmap_council_retained_pkey"),)
+
+
+class Station(Base):
+    """London's stations (data/london_stations.geojson, loaded by migration 0018): hotspots are named
+    by their nearest one."""
+
+    __tablename__ = "stations"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    lines: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
+    geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=False), nullable=False)
+
+    __table_args__ = (Index("ix_stations_geom", "geom", postgresql_using="gist"),)
