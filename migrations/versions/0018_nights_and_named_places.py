@@ -1,4 +1,4 @@
-"""Nights as people live them, and the stations hotspots are named by.
+"""Nights as people live them, local days on timestamps, and the stations hotspots are named by.
 
 Revision ID: 0018
 Revises: 0014
@@ -9,6 +9,9 @@ Create Date: 2026-12-02
   hours after midnight (``after_midnight``: 0, 1, 2, 3) count with the day before: 01:30 on a Sunday
   is Saturday night. Every heatmap query (cells, tiles, hotspots) filters days and weekdays through
   it (backend/heatmap/queries.py); one expression, so the planner inlines it.
+- ``local_midnight(day, tz)``: when a local day starts, as a timestamp: filters on a timestamp
+  column (``GET /reports``' ``from`` and ``to``) take local days, both included, as the heatmaps
+  and exports do (``local_day``, 0009), and still use the column's index.
 - ``stations``: London's rail, Underground, DLR, Overground and Elizabeth line stations, copied from
   data/london_stations.geojson (TfL open data, data/SOURCES.md), with a spatial index: a hotspot is
   named by its nearest station. Reference data: loaded here, not by a command.
@@ -34,6 +37,10 @@ def upgrade() -> None:
         CREATE FUNCTION night_day(day date, hour smallint, after_midnight smallint[]) RETURNS date
         LANGUAGE sql IMMUTABLE PARALLEL SAFE
         RETURN CASE WHEN hour = ANY(after_midnight) THEN day - 1 ELSE day END;
+
+        CREATE FUNCTION local_midnight(day date, tz text) RETURNS timestamptz
+        LANGUAGE sql IMMUTABLE PARALLEL SAFE
+        RETURN day::timestamp AT TIME ZONE tz;
     """)
     op.execute("""
         CREATE TABLE stations (
