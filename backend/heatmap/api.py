@@ -73,7 +73,8 @@ class Heatmap(MethodView):
         Each feature is a grid cell with `count` and per-category counts. `zoom` picks the cell
         size (level 12, about 6 km in London, to level 18, about 95 m). Filters: `bbox`,
         `category` and `mode` (repeatable), `from`/`to` (local days, inclusive), `hours` (local,
-        e.g. `22-4`, end excluded), `days` (e.g. `fri,sat`).
+        e.g. `22-4`, end excluded), `days` (e.g. `fri,sat`). A range of `hours` across midnight is
+        a night: its hours after midnight count with the day it starts on, for `days`, `from` and `to`.
         """
         level = grid.level_for_zoom(args["zoom"])
         if level >= WHOLE_MAP_MAX_LEVEL and not args.get("bbox"):
