@@ -73,6 +73,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     from backend.app.views import bp as commuter_app
 
     app.register_blueprint(commuter_app)  # the commuter's web app, a client of the API like any other
+    from backend.landing.views import bp as landing
+
+    app.register_blueprint(landing)  # / : where the app, the dashboard and the API reference are
     _register_request_hooks(app, api)
     _register_cli(app)
 

@@ -191,6 +191,9 @@ class Settings:
     firebase_web_app_id: str | None = None
     firebase_messaging_sender_id: str | None = None
     firebase_vapid_key: str | None = None
+    # /metrics asks for this as a Bearer token when set; without it, /metrics is open in development
+    # and test and refused (403) in production.
+    metrics_token: str | None = None
 
     @property
     def is_production(self) -> bool:
@@ -253,6 +256,7 @@ class Settings:
             firebase_web_app_id=env.get("FIREBASE_WEB_APP_ID") or None,
             firebase_messaging_sender_id=env.get("FIREBASE_MESSAGING_SENDER_ID") or None,
             firebase_vapid_key=env.get("FIREBASE_VAPID_KEY") or None,
+            metrics_token=env.get("METRICS_TOKEN") or None,
         )
         settings.validate()
         return settings

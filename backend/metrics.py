@@ -1,17 +1,18 @@
-"""``/metrics`` for Prometheus: request rates and latencies per endpoint (a route's pattern, never
-its ids), and, read at scrape time, RQ queue depths, failed jobs, the outbox backlog and the read
-standby's lag.
+"""``/metrics`` for Prometheus (behind METRICS_TOKEN, a Bearer token, when set; docs/operations.md):
+request rates and latencies per endpoint (a route's pattern, never its ids), and, read at scrape
+time, RQ queue depths, failed jobs, the outbox backlog and the read standby's lag.
 
 Under gunicorn's several processes the request metrics are kept in PROMETHEUS_MULTIPROC_DIR
 (deploy/gunicorn.conf.py sets it up) and summed over processes at scrape time."""
 
 from __future__ import annotations
 
+import hmac
 import os
 import time
 from collections.abc import Iterator
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -23,6 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from backend import queues
+from backend.config import current_settings
 from backend.extensions import db, redis_conn
 from backend.outbox.service import MAX_ATTEMPTS
 
@@ -109,6 +111,9 @@ def init_app(app: Flask) -> None:
 
     @app.get("/metrics", endpoint="metrics")
     def metrics() -> Response:
+        refused = _refusal()
+        if refused is not None:
+            return refused
         registry = CollectorRegistry()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             MultiProcessCollector(registry)
@@ -116,6 +121,27 @@ def init_app(app: Flask) -> None:
             registry = REGISTRY
         output = generate_latest(registry) + b"".join(generate_latest(_single(c)) for c in collectors)
         return Response(output, mimetype=CONTENT_TYPE_LATEST)
+
+
+def _refusal() -> Response | None:
+    """None when the caller may read the metrics: with METRICS_TOKEN set, only with it as a Bearer
+    token; without it, in development and test only (production does not serve them to anyone)."""
+    settings = current_settings()
+    if settings.metrics_token is None:
+        if not settings.is_production:
+            return None
+        response = jsonify(code=403, status="Forbidden",
+                           message="Metrics are not served in production until METRICS_TOKEN is set.")
+        response.status_code = 403
+        return response
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), settings.metrics_token.encode()):
+        return None
+    response = jsonify(code=401, status="Unauthorized",
+                       message="Metrics need the METRICS_TOKEN as a Bearer token (Authorization: Bearer ...).")
+    response.status_code = 401
+    response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+    return response
 
 
 def _single(collector: Collector) -> CollectorRegistry:

@@ -6,7 +6,7 @@ from backend.councils.models import CouncilArea
 from backend.devices.models import Device
 from backend.exports.models import Export
 from backend.extensions import Base
-from backend.heatmap.models import HeatmapCell, HeatmapReporter, HeatmapRetained, HeatmapTotal
+from backend.heatmap.models import HeatmapCell, HeatmapReporter, HeatmapRetained, HeatmapTotal, Station
 from backend.hubs.models import SafeHub
 from backend.open311.models import CouncilApiKey
 from backend.outbox.models import OutboxTask
@@ -18,6 +18,6 @@ from backend.webhooks.models import WebhookDelivery, WebhookSubscription
 __all__ = [
     "Alert", "AlertDelivery", "AuditEntry", "Base", "Cluster", "ClusterReport", "CouncilApiKey", "CouncilArea", "Device", "Export",
     "HeatmapCell", "HeatmapReporter", "HeatmapRetained", "HeatmapTotal", "OutboxTask", "Report", "ReportStatusChange",
-    "SafeHub", "StreetEdge", "StreetNetwork", "StreetSegment", "StreetVertex", "User", "WebhookDelivery",
+    "SafeHub", "Station", "StreetEdge", "StreetNetwork", "StreetSegment", "StreetVertex", "User", "WebhookDelivery",
     "WebhookSubscription",
 ]

@@ -10,6 +10,7 @@ chosen by path (docs/security.md).
   ``FIREBASE_WEB_API_KEY`` is set.
 - The commuter app (``/app/``) alone may ask for the device's position (``geolocation=(self)``): a page
   added under ``/app/`` gets that policy by its path, with no change here.
+- The landing page (``/`` alone): its stylesheet, and no script.
 - Everything else (the JSON API, health, metrics): ``default-src 'none'``: a JSON answer opened in a
   browser runs and loads nothing.
 """
@@ -44,6 +45,10 @@ class Area:
     prefix: str
     content_security_policy: str
     permissions_policy: str
+    exact: bool = False  # the path alone, not everything under it
+
+    def covers(self, path: str) -> bool:
+        return path == self.prefix if self.exact else path.startswith(self.prefix)
 
 
 def origin_of(url: str | None) -> str | None:
@@ -96,13 +101,18 @@ def areas(settings: Settings) -> tuple[Area, ...]:
             img_src=("'self'", "data:"),  # Swagger UI's icons
             object_src=("'none'",), base_uri=("'none'",), form_action=("'self'",), frame_ancestors=("'none'",),
         ), permissions_policy()),
+        # The landing page: its own stylesheet and links, nothing else (no script at all).
+        Area("landing page", "/", _csp(
+            default_src=("'none'",), style_src=("'self'",), img_src=("'self'",), base_uri=("'none'",),
+            form_action=("'none'",), frame_ancestors=("'none'",),
+        ), permissions_policy(), exact=True),
         Area("API and the rest", "/", _csp(default_src=("'none'",), base_uri=("'none'",), form_action=("'none'",),
                                           frame_ancestors=("'none'",)), permissions_policy()),
     )
 
 
 def area_for(path: str, site: tuple[Area, ...]) -> Area:
-    return next(area for area in site if path.startswith(area.prefix))
+    return next(area for area in site if area.covers(path))
 
 
 def init_app(app: Flask) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -41,20 +42,32 @@ class LocalDay(fields.Field):
         return day
 
 
+@dataclass(frozen=True)
+class LocalHours:
+    """Parsed ``hours``: every hour asked for, and those after midnight of a range that wraps it
+    (``22-4``: 0, 1, 2, 3), which count with the day the range starts on (the night's day)."""
+
+    hours: tuple[int, ...]
+    after_midnight: tuple[int, ...] = ()
+
+
 class Hours(fields.String):
     """Local hours of the day: ``22-4`` (22:00 to 04:00, across midnight), ``7-10,16-19``, ``23``.
-    A range's end is excluded: ``22-4`` is 22, 23, 0, 1, 2 and 3."""
+    A range's end is excluded: ``22-4`` is 22, 23, 0, 1, 2 and 3. A range that wraps midnight is a
+    night: its hours after midnight belong to the day it starts on (``LocalHours.after_midnight``)."""
 
     PART = re.compile(r"^(\d{1,2})(?:-(\d{1,2}))?$")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(metadata={**kwargs.pop("metadata", {}), "example": "22-4",
                                    "pattern": r"^\d{1,2}(-\d{1,2})?(,\d{1,2}(-\d{1,2})?)*$",
-                                   "description": "Local hours, end excluded: 22-4, 7-10,16-19, 23"}, **kwargs)
+                                   "description": "Local hours, end excluded: 22-4, 7-10,16-19, 23. A range that "
+                                                  "wraps midnight (22-4) belongs to the day it starts on"}, **kwargs)
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[int, ...]:
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> LocalHours:
         text = super()._deserialize(value, attr, data, **kwargs)
         hours: set[int] = set()
+        after_midnight: set[int] = set()
         for part in text.split(","):
             match = self.PART.match(part.strip())
             if not match:
@@ -67,10 +80,12 @@ class Hours(fields.String):
             hour = start
             while True:
                 hours.add(hour)
+                if hour < start:  # past midnight within a range that started the day before
+                    after_midnight.add(hour)
                 hour = (hour + 1) % 24
                 if hour == end:
                     break
-        return tuple(sorted(hours))
+        return LocalHours(tuple(sorted(hours)), tuple(sorted(after_midnight)))
 
 
 class Weekdays(fields.String):
@@ -139,6 +154,8 @@ class HotspotArgsSchema(HeatmapArgsSchema):
     zoom = fields.Integer(load_default=12, validate=validate.Range(min=0, max=18),
                           metadata={"description": "Map zoom: chooses the cell size (default 12: level 16, about 380 m)"})
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    min_count = fields.Integer(load_default=5, validate=validate.Range(min=1, max=10000), metadata={
+        "description": "Leave out cells with fewer reports in the period (default 5): one or two reports are not a hotspot"})
 
 
 class PublicHeatmapArgsSchema(WindowSchema):
@@ -201,18 +218,37 @@ class PublicHeatmapSchema(Schema):
     features = fields.List(fields.Nested(PublicFeatureSchema))
 
 
+class HotspotPlaceSchema(Schema):
+    station = fields.String(allow_none=True, metadata={"description": "The nearest station to the cell's centre",
+                                                       "example": "Peckham Rye"})
+    station_distance_m = fields.Integer(allow_none=True, metadata={"description": "How far it is, in metres"})
+    street = fields.String(allow_none=True, metadata={
+        "description": "The nearest named street of the loaded network within 200 m of the centre (null: none there)",
+        "example": "Rye Lane"})
+    borough = fields.String(allow_none=True, metadata={"description": "The council area the centre lies in",
+                                                      "example": "Southwark"})
+
+
 class HotspotSchema(Schema):
     cell = fields.String()
+    place = fields.Nested(HotspotPlaceSchema, metadata={"description": "What names the cell (each null when unknown)"})
     count = fields.Integer()
     previous_count = fields.Integer()
     change = fields.Integer()
     change_pct = fields.Float(allow_none=True, metadata={"description": "null when the previous count was 0"})
+    p_value = fields.Float(metadata={"description": "One-sided exact test that the count rose by chance (Poisson "
+                                                    "counts over equal periods, docs/api.md)"})
+    rising = fields.Boolean(metadata={"description": "true when the rise is significant: p_value below 0.05"})
+    confidence = fields.String(validate=validate.OneOf(("strong", "moderate", "none")), metadata={
+        "description": "The rise in plain words: strong (p < 0.01), moderate (p < 0.05), none (could be chance)"})
     centre = fields.Dict(metadata={"description": "GeoJSON Point"})
-    geometry = fields.Dict(metadata={"description": "GeoJSON Polygon"})
+    bounds = fields.List(fields.Float(), metadata={"description": "The cell's west, south, east, north"})
+    geometry = fields.Dict(metadata={"description": "GeoJSON Polygon: the cell"})
 
 
 class HotspotsSchema(Schema):
     level = fields.Integer()
+    min_count = fields.Integer(metadata={"description": "Cells with fewer reports in the period are left out"})
     period = fields.Dict(metadata={"example": {"from": "2026-10-25", "to": "2026-11-21"}})
     previous_period = fields.Dict()
     hotspots = fields.List(fields.Nested(HotspotSchema))

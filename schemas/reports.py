@@ -10,6 +10,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_dump, vali
 from backend import vocabulary as v
 from schemas.fields import BBox, FiniteFloat, Text, UtcDateTime
 from schemas.geojson import LineStringField, PointField
+from schemas.heatmap import LocalDay, check_local_window
 
 
 class TransportSchema(Schema):
@@ -179,13 +180,12 @@ class ReportFilterSchema(PageArgsSchema):
     category = fields.List(fields.String(validate=validate.OneOf(v.CATEGORIES)))
     status = fields.List(fields.String(validate=validate.OneOf(v.STATUSES)))
     mode = fields.List(fields.String(validate=validate.OneOf(v.MODES)))
-    from_ = UtcDateTime(data_key="from")
-    to = UtcDateTime()
+    from_ = LocalDay(data_key="from", metadata={"description": "First local day of `occurred_at` (inclusive)"})
+    to = LocalDay(metadata={"description": "Last local day of `occurred_at` (inclusive)"})
 
     @validates_schema
     def _window(self, data: dict[str, Any], **_: Any) -> None:
-        if data.get("from_") and data.get("to") and data["from_"] > data["to"]:
-            raise ValidationError("must not be after `to`", "from")
+        check_local_window(data)
 
 
 class BatchInSchema(Schema):

@@ -65,7 +65,8 @@ MATRIX: list[tuple[str, str, Any, tuple[int, ...]]] = [
     ("GET", "/healthz", None, ANY),
     ("GET", "/readyz", None, ANY),
     ("GET", "/api/openapi.json", None, ANY),
-    ("GET", "/metrics", None, ANY),
+    ("GET", "/metrics", None, ANY),  # open in development; behind METRICS_TOKEN otherwise (tests/test_metrics.py)
+    ("GET", "/", None, ANY),  # the landing page
     ("GET", "/dashboard/", None, ANY),
     ("GET", "/api/v1/public/heatmap", None, ANY),
     ("GET", "/api/v1/meta", None, ANY),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.factories import new_key, report_body
@@ -55,6 +57,40 @@ def test_metrics_say_when_redis_is_down(client, disposable_redis):
     assert value(samples, "safetravel_redis_up") == 0
 
 
-def test_metrics_need_no_token_and_are_not_in_the_api_document(client):
+def test_metrics_need_no_token_in_development_and_are_not_in_the_api_document(client):
     assert client.get("/metrics").status_code == 200
     assert not re.search(r'"/metrics"', client.get("/api/openapi.json").get_data(as_text=True))
+
+
+@pytest.fixture
+def with_settings(app, settings, monkeypatch):
+    def use(**changes):
+        monkeypatch.setitem(app.config, "SETTINGS", replace(settings, **changes))
+    return use
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong-token", "Basic czNjcmV0", "s3cret-metrics-token",
+                                           "Bearer ", "Bearer s3cret-metrics-token-and-more"])
+def test_with_a_metrics_token_anything_else_is_401(client, with_settings, authorization):
+    with_settings(metrics_token="s3cret-metrics-token")
+    response = client.get("/metrics", headers={"Authorization": authorization} if authorization else {})
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="metrics"'
+    assert "METRICS_TOKEN" in response.json["message"] and "safetravel_" not in response.get_data(as_text=True)
+
+
+def test_a_signed_in_user_is_not_let_in_by_their_firebase_token(client, with_settings, staff):
+    with_settings(metrics_token="s3cret-metrics-token")
+    assert client.get("/metrics", headers=staff.headers()).status_code == 401
+
+
+def test_with_the_metrics_token_prometheus_reads_them(client, with_settings):
+    with_settings(metrics_token="s3cret-metrics-token")
+    response = client.get("/metrics", headers={"Authorization": "Bearer s3cret-metrics-token"})
+    assert response.status_code == 200 and "safetravel_redis_up" in response.get_data(as_text=True)
+
+
+def test_production_without_a_metrics_token_serves_them_to_no_one(client, with_settings):
+    with_settings(app_env="production")
+    response = client.get("/metrics", headers={"Authorization": "Bearer anything"})
+    assert response.status_code == 403 and "METRICS_TOKEN" in response.json["message"]

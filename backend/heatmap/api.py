@@ -13,7 +13,7 @@ from flask_smorest import abort
 
 from backend.auth import COUNCIL, STAFF, current_principal, requires
 from backend.config import current_settings
-from backend.heatmap import grid, publishing
+from backend.heatmap import grid, publishing, significance
 from backend.heatmap import queries as service
 from backend.http import Blueprint
 from schemas.heatmap import (
@@ -44,7 +44,8 @@ def _filters(args: dict[str, Any], window: tuple | None = None) -> service.Filte
         modes=tuple(args["mode"]) if args.get("mode") else None,
         from_day=start,
         to_day=end,
-        hours=args.get("hours"),
+        hours=args["hours"].hours if args.get("hours") else None,
+        after_midnight=args["hours"].after_midnight if args.get("hours") else (),
         weekdays=args.get("days"),
         council=principal.council if principal.is_council else None,
     )
@@ -72,7 +73,8 @@ class Heatmap(MethodView):
         Each feature is a grid cell with `count` and per-category counts. `zoom` picks the cell
         size (level 12, about 6 km in London, to level 18, about 95 m). Filters: `bbox`,
         `category` and `mode` (repeatable), `from`/`to` (local days, inclusive), `hours` (local,
-        e.g. `22-4`, end excluded), `days` (e.g. `fri,sat`).
+        e.g. `22-4`, end excluded), `days` (e.g. `fri,sat`). A range of `hours` across midnight is
+        a night: its hours after midnight count with the day it starts on, for `days`, `from` and `to`.
         """
         level = grid.level_for_zoom(args["zoom"])
         if level >= WHOLE_MAP_MAX_LEVEL and not args.get("bbox"):
@@ -119,33 +121,49 @@ class Hotspots(MethodView):
     @blp.arguments(HotspotArgsSchema(), location="query")
     @blp.response(200, HotspotsSchema)
     def get(self, args: dict[str, Any]):
-        """The cells with most reports in a period, with the previous period's count and the change
+        """The cells with most reports in a period, named, with the previous period's count and whether the rise is significant
 
         The period is `from`..`to` (local days, inclusive; by default the last 28 days); the
-        previous period is as many days just before it. Same filters as `/heatmap`; `zoom` picks the
-        cell size (default 12: level 16, cells of about 380 m in London).
+        previous period is as many days just before it. Cells with fewer than `min_count` reports
+        (default 5) are left out. Each is named by its nearest station, the nearest named street of
+        the loaded network and its borough; `rising` is true when an exact test says the rise is
+        unlikely to be chance (`p_value` below 0.05; `confidence` in words). Same filters as
+        `/heatmap`; `zoom` picks the cell size (default 12: level 16, cells of about 380 m in London).
         """
         today = datetime.now(current_settings().tz).date()
         start, end = default_window(args, HOTSPOT_DEFAULT_DAYS, today)
         f = _filters(args, (start, end))
         level = grid.level_for_zoom(args["zoom"])
-        rows = service.hotspots(f, service.Area.bbox(level, args.get("bbox")), args["limit"])
+        rows = service.hotspots(f, service.Area.bbox(level, args.get("bbox")), args["limit"], args["min_count"])
         previous = f.shifted((end - start).days + 1)
         return {
             "level": level,
+            "min_count": args["min_count"],
             "period": {"from": start.isoformat(), "to": end.isoformat()},
             "previous_period": {"from": previous.from_day.isoformat(), "to": previous.to_day.isoformat()},
-            "hotspots": [{
-                "cell": f"{r['level']}/{r['x']}/{r['y']}",
-                "count": r["count"],
-                "previous_count": r["previous_count"],
-                "change": r["count"] - r["previous_count"],
-                "change_pct": (round(100 * (r["count"] - r["previous_count"]) / r["previous_count"], 1)
-                               if r["previous_count"] else None),
-                "centre": json.loads(r["centre"]),
-                "geometry": json.loads(r["geometry"]),
-            } for r in rows],
+            "hotspots": [_hotspot(r) for r in rows],
         }
+
+
+def _hotspot(row: dict[str, Any]) -> dict[str, Any]:
+    p_value = significance.rise_p_value(row["count"], row["previous_count"])
+    geometry = json.loads(row["geometry"])
+    ring = geometry["coordinates"][0]
+    return {
+        "cell": f"{row['level']}/{row['x']}/{row['y']}",
+        "place": {k: row[k] for k in ("station", "station_distance_m", "street", "borough")},
+        "count": row["count"],
+        "previous_count": row["previous_count"],
+        "change": row["count"] - row["previous_count"],
+        "change_pct": (round(100 * (row["count"] - row["previous_count"]) / row["previous_count"], 1)
+                       if row["previous_count"] else None),
+        "p_value": round(p_value, 4),
+        "rising": p_value < significance.RISING_P,
+        "confidence": significance.confidence(p_value),
+        "centre": json.loads(row["centre"]),
+        "bounds": [min(p[0] for p in ring), min(p[1] for p in ring), max(p[0] for p in ring), max(p[1] for p in ring)],
+        "geometry": geometry,
+    }
 
 
 @blp.route("/public/heatmap")

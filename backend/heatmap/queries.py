@@ -17,13 +17,18 @@ from backend.vocabulary import CATEGORIES
 
 @dataclass(frozen=True)
 class Filters:
-    """What to count. None means no restriction. Days are local dates, both ends included."""
+    """What to count. None means no restriction. Days are local dates, both ends included.
+
+    Nights: the hours of ``after_midnight`` (those past midnight of an ``hours`` range that wraps it,
+    such as 0-3 of ``22-4``) count with the day before, the day the night started on, for ``from_day``,
+    ``to_day`` and ``weekdays`` alike (SQL ``night_day``, migration 0018)."""
 
     categories: tuple[str, ...] | None = None
     modes: tuple[str, ...] | None = None
     from_day: date | None = None
     to_day: date | None = None
     hours: tuple[int, ...] | None = None  # local hours of the day, 0-23
+    after_midnight: tuple[int, ...] = ()  # of those, the hours that belong to the night before
     weekdays: tuple[int, ...] | None = None  # ISO weekdays, 1 = Monday
     council: str | None = None  # count only what lies inside this council's area (heatmap_council_cells)
 
@@ -72,6 +77,14 @@ def _area_conditions(area: Area, alias: str, level_column: bool = True) -> tuple
     return where, params
 
 
+def night_day(f: Filters, alias: str = "c") -> str:
+    """The SQL for the day a row counts on: its local day, or, under an hours filter with a range
+    that wraps midnight, the day its night started on (binds ``:after_midnight``)."""
+    if not f.after_midnight:
+        return f"{alias}.day"
+    return f"night_day({alias}.day, {alias}.hour, CAST(:after_midnight AS smallint[]))"
+
+
 def _conditions(f: Filters, area: Area | None, alias: str = "c") -> tuple[list[str], dict[str, Any]]:
     where, params = _area_conditions(area, alias) if area is not None else ([], {})
     if f.categories:
@@ -80,17 +93,27 @@ def _conditions(f: Filters, area: Area | None, alias: str = "c") -> tuple[list[s
     if f.modes:
         where.append(f"{alias}.mode = ANY(:modes)")
         params["modes"] = list(f.modes)
+    day = night_day(f, alias)
+    if f.after_midnight:
+        params["after_midnight"] = list(f.after_midnight)
+    # The bare day bounds, one day wider when nights shift days back, keep the key's index usable.
     if f.from_day:
         where.append(f"{alias}.day >= :from_day")
         params["from_day"] = f.from_day
+        if f.after_midnight:
+            where.append(f"{day} >= :from_day")
     if f.to_day:
-        where.append(f"{alias}.day <= :to_day")
+        if f.after_midnight:
+            where.append(f"{alias}.day <= :to_day_next AND {day} <= :to_day")
+            params["to_day_next"] = f.to_day + timedelta(days=1)
+        else:
+            where.append(f"{alias}.day <= :to_day")
         params["to_day"] = f.to_day
     if f.hours is not None:
         where.append(f"{alias}.hour = ANY(:hours)")
         params["hours"] = list(f.hours)
     if f.weekdays is not None:
-        where.append(f"extract(isodow FROM {alias}.day) = ANY(:weekdays)")
+        where.append(f"extract(isodow FROM {day}) = ANY(:weekdays)")
         params["weekdays"] = list(f.weekdays)
     if f.council:
         where.append(f"{alias}.council = :council")
@@ -159,28 +182,57 @@ def tile(f: Filters, z: int, x: int, y: int, level: int) -> bytes:
     return bytes(data or b"")
 
 
-def hotspots(f: Filters, area: Area, limit: int) -> list[dict[str, Any]]:
-    """The cells with most reports in [from_day, to_day], with the previous equal period's count."""
+# A hotspot's street: the nearest named segment of the loaded network within this distance of the
+# cell's centre (none where the network does not reach).
+STREET_NAME_M = 200
+
+
+def hotspots(f: Filters, area: Area, limit: int, min_count: int) -> list[dict[str, Any]]:
+    """The cells with at least ``min_count`` reports in [from_day, to_day], most first, with the
+    previous equal period's count, the cell's outline and centre, and the places that name it: the
+    nearest station (and how far), the nearest named street of the loaded network within
+    STREET_NAME_M, and the council area the centre lies in."""
     days = (f.to_day - f.from_day).days + 1
     previous = f.shifted(days)
     where, params = _conditions(replace(f, from_day=previous.from_day), area)
     rows = db.reads.execute(
         text(f"""
-            SELECT h.*, ST_AsGeoJSON(ST_Transform(ST_TileEnvelope(h.level, h.x, h.y), 4326), 6) AS geometry,
-                   ST_AsGeoJSON(ST_Transform(ST_Centroid(ST_TileEnvelope(h.level, h.x, h.y)), 4326), 6) AS centre
-            FROM (
+            WITH counted AS (
                 SELECT c.level, c.q, heatmap_cell_x(c.q) AS x, heatmap_cell_y(c.q) AS y,
-                       coalesce(sum(c.count) FILTER (WHERE c.day >= :period_from), 0)::integer AS count,
-                       coalesce(sum(c.count) FILTER (WHERE c.day < :period_from), 0)::integer AS previous_count
+                       coalesce(sum(c.count) FILTER (WHERE {night_day(f)} >= :period_from), 0)::integer AS count,
+                       coalesce(sum(c.count) FILTER (WHERE {night_day(f)} < :period_from), 0)::integer
+                           AS previous_count
                 FROM {'heatmap_council_cells' if f.council else 'heatmap_cells'} c
                 WHERE {_and(where)}
                 GROUP BY c.level, c.q
-            ) AS h
-            WHERE h.count > 0
-            ORDER BY h.count DESC, h.count - h.previous_count DESC, h.q
-            LIMIT :limit
+            ), ranked AS (
+                SELECT h.*, ST_Transform(ST_TileEnvelope(h.level, h.x, h.y), 4326) AS outline,
+                       ST_Transform(ST_Centroid(ST_TileEnvelope(h.level, h.x, h.y)), 4326) AS middle
+                FROM counted h
+                WHERE h.count >= :min_count
+                ORDER BY h.count DESC, h.count - h.previous_count DESC, h.q
+                LIMIT :limit
+            )
+            SELECT r.level, r.q, r.x, r.y, r.count, r.previous_count,
+                   ST_AsGeoJSON(r.outline, 6) AS geometry, ST_AsGeoJSON(r.middle, 6) AS centre,
+                   station.name AS station, station.distance_m AS station_distance_m,
+                   street.name AS street, council.name AS borough
+            FROM ranked r
+            LEFT JOIN LATERAL (
+                SELECT s.name, round(ST_Distance(s.geom::geography, r.middle::geography))::integer AS distance_m
+                FROM stations s ORDER BY s.geom <-> r.middle LIMIT 1
+            ) AS station ON true
+            LEFT JOIN LATERAL (
+                SELECT seg.name FROM street_segments seg
+                WHERE seg.name IS NOT NULL AND ST_DWithin(seg.geom::geography, r.middle::geography, :street_m)
+                ORDER BY seg.geom::geography <-> r.middle::geography LIMIT 1
+            ) AS street ON true
+            LEFT JOIN LATERAL (
+                SELECT a.name FROM council_areas a WHERE ST_Intersects(a.geom, r.middle) LIMIT 1
+            ) AS council ON true
+            ORDER BY r.count DESC, r.count - r.previous_count DESC, r.q
         """),
-        {**params, "period_from": f.from_day, "limit": limit},
+        {**params, "period_from": f.from_day, "limit": limit, "min_count": min_count, "street_m": STREET_NAME_M},
     ).mappings().all()
     return [dict(row) for row in rows]
 

@@ -82,9 +82,10 @@ class Reports(MethodView):
         """List reports (staff; a council officer sees its own area, coarsened)
 
         Newest first. Filters: `bbox`, `category`, `status`, `mode` (each repeatable), `from`, `to`
-        (on `occurred_at`). Follow `next_cursor` for the next page. A council officer sees the reports
-        located in its area, without free text (`description`, `status_note`, transport `line` and
-        `station`), times to the hour, routes clipped to its area.
+        (local days of `occurred_at`, both included, as on heatmaps and exports). Follow
+        `next_cursor` for the next page. A council officer sees the reports located in its area,
+        without free text (`description`, `status_note`, transport `line` and `station`), times to
+        the hour, routes clipped to its area.
         """
         principal = current_principal()
         council = principal.council if principal.is_council else None

@@ -13,13 +13,14 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, text, tuple_, update
 
 from backend import transient
 from backend.auth import Principal
+from backend.config import current_settings
 from backend.councils.models import CouncilArea
 from backend.extensions import db
 from backend.outbox import service as outbox
@@ -218,11 +219,12 @@ def list_reports(
     category: list[str] | None = None,
     status: list[str] | None = None,
     mode: list[str] | None = None,
-    from_: datetime | None = None,
-    to: datetime | None = None,
+    from_: date | None = None,
+    to: date | None = None,
     council: str | None = None,
 ) -> tuple[list[Report], str | None]:
-    """Staff triage and council listings. ``council`` limits to reports inside that council's area."""
+    """Staff triage and council listings. ``council`` limits to reports inside that council's area.
+    ``from_`` and ``to`` are local days of ``occurred_at``, both included (SQL ``local_midnight``)."""
     query = select(Report)
     if bbox:
         query = query.where(func.ST_Intersects(Report.location, func.ST_MakeEnvelope(*bbox, 4326)))
@@ -232,10 +234,11 @@ def list_reports(
         query = query.where(Report.status.in_(status))
     if mode:
         query = query.where(Report.mode.in_(mode))
+    tz = current_settings().city_timezone
     if from_:
-        query = query.where(Report.occurred_at >= from_)
+        query = query.where(Report.occurred_at >= func.local_midnight(from_, tz))
     if to:
-        query = query.where(Report.occurred_at < to)
+        query = query.where(Report.occurred_at < func.local_midnight(to + timedelta(days=1), tz))
     if council:
         area = select(CouncilArea.geom).where(CouncilArea.code == council).scalar_subquery()
         query = query.where(func.ST_Intersects(Report.location, area))

@@ -106,7 +106,7 @@ def test_nor_in_any_tile(client, southwark, border_reports, zoom):
 
 @pytest.mark.parametrize("zoom", [0, 8, 10, 12, 14, 16, 18])
 def test_nor_in_any_hotspot(client, border_reports, zoom):
-    params = {"zoom": zoom, "from": "2026-11-01", "to": "2026-11-30"}
+    params = {"zoom": zoom, "from": "2026-11-01", "to": "2026-11-30", "min_count": 1}
     assert client.get("/api/v1/hotspots", query_string={**params, "category": "spiking"},
                       headers=LAMBETH.headers()).json["hotspots"] == []
     hotspots = client.get("/api/v1/hotspots", query_string={**params, "category": "harassment"},

@@ -149,6 +149,34 @@ def test_staff_list_filters(client, staff, commuter):
     assert len(ids(status="received")) == 3 and ids(status="closed") == []
 
 
+def test_from_and_to_are_local_days_both_included(client, staff, commuter):
+    """One rule with heatmaps and exports: `to` is the last local day counted, not an exclusive instant."""
+    def filed(at):
+        return client.post(URL, json=report_body(occurred_at=at), headers=commuter.headers()).json["id"]
+
+    late = filed("2026-07-10T22:30:00Z")  # 23:30 in London (summer time): 10 July
+    after_midnight = filed("2026-07-10T23:30:00Z")  # 00:30 on 11 July in London, still 10 July in UTC
+
+    def ids(**params):
+        return [r["id"] for r in client.get(URL, query_string=params, headers=staff.headers()).json["items"]]
+
+    assert ids(**{"from": "2026-07-10", "to": "2026-07-10"}) == [late]
+    assert ids(**{"from": "2026-07-11", "to": "2026-07-11"}) == [after_midnight]
+    assert set(ids(**{"from": "2026-07-10", "to": "2026-07-11"})) == {late, after_midnight}
+    # A timestamp with an offset stands for its local day, whole.
+    assert ids(**{"from": "2026-07-11T09:00:00+01:00", "to": "2026-07-11T09:00:00+01:00"}) == [after_midnight]
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"from": "2026-07-12", "to": "2026-07-11"}, "from"),
+    ({"to": "2026-07-11T09:00:00"}, "to"),
+    ({"from": "yesterday"}, "from"),
+])
+def test_bad_report_windows_are_422(client, staff, params, field):
+    response = client.get(URL, query_string=params, headers=staff.headers())
+    assert response.status_code == 422 and field in response.json["errors"], response.json
+
+
 @pytest.mark.parametrize("params, field", [
     ({"bbox": "1,2,3"}, "bbox"),
     ({"bbox": "0,0,-1,1"}, "bbox"),

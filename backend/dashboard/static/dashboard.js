@@ -340,27 +340,83 @@ async function fitToOwnArea() {
 
 /* ---- hotspots --------------------------------------------------------------------------------- */
 
+// The hotspots tab: the places with most reports (GET /hotspots) on the grid the user picks, named,
+// with whether a rise is more than chance; choosing one outlines its cell on the map.
 async function loadHotspots(filters) {
   const list = $("#hotspots");
+  const query = new URLSearchParams(filters);
+  query.set("zoom", $("#hotspots-grid").value);
   try {
-    const data = await api(`/hotspots?${filters.toString()}`);
-    $("#hotspots-period").textContent = `${data.period.from} to ${data.period.to}, against ${data.previous_period.from} to ${data.previous_period.to}`;
-    list.innerHTML = "";
-    data.hotspots.forEach((h) => {
-      const trend = h.change > 0 ? "up" : h.change < 0 ? "down" : "flat";
-      const pct = h.change_pct === null ? "new" : `${h.change_pct > 0 ? "+" : ""}${Math.round(h.change_pct)}%`;
-      const item = document.createElement("li");
-      item.innerHTML = `<button type="button" class="hotspot" data-trend="${trend}">
-        <strong>${h.count}</strong> reports <span class="trend ${trend}">${trend === "up" ? "▲" : trend === "down" ? "▼" : "●"} ${pct}</span>
-        <small>previously ${h.previous_count}</small></button>`;
-      item.querySelector("button").addEventListener("click", () => state.map.flyTo({ center: h.centre.coordinates, zoom: 15 }));
-      list.appendChild(item);
-    });
-    if (!data.hotspots.length) list.innerHTML = "<li class='hint'>No reports in this period.</li>";
+    const data = await api(`/hotspots?${query.toString()}`);
+    $("#hotspots-period").textContent = t("hotspots.period", { from: data.period.from, to: data.period.to,
+      previous_from: data.previous_period.from, previous_to: data.previous_period.to, min: data.min_count });
+    list.replaceChildren(...data.hotspots.map(hotspotCard));
+    if (!data.hotspots.length) {
+      const empty = document.createElement("li");
+      empty.className = "hint";
+      empty.textContent = t("hotspots.empty", { min: data.min_count });
+      list.replaceChildren(empty);
+    }
   } catch (error) {
-    list.innerHTML = `<li class="error">${escapeHtml(error instanceof ApiError ? error.detail() : error.message)}</li>`;
+    const item = document.createElement("li");
+    item.className = "error";
+    item.textContent = error instanceof ApiError ? error.detail() : error.message;
+    list.replaceChildren(item);
   }
 }
+
+function hotspotName(h) {
+  const { station, street } = h.place;
+  if (street && station) return t("hotspots.name_street_station", { street, station });
+  if (station) return t("hotspots.name_station", { station });
+  return t("hotspots.name_cell", { cell: h.cell });
+}
+
+function hotspotCard(h) {
+  const trend = h.rising ? "up" : h.change < 0 ? "down" : "flat";
+  const change = h.change_pct === null ? t("hotspots.change_new") : `${h.change_pct > 0 ? "+" : ""}${Math.round(h.change_pct)}%`;
+  const p = h.p_value < 0.001 ? "< 0.001" : h.p_value.toFixed(3);
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "hotspot";
+  button.dataset.trend = trend;
+  button.dataset.cell = h.cell;
+  const name = document.createElement("strong");
+  name.className = "hotspot-name";
+  name.textContent = hotspotName(h);
+  const where = document.createElement("small");
+  where.textContent = [h.place.borough, h.place.station && t("hotspots.station_distance",
+    { station: h.place.station, metres: h.place.station_distance_m })].filter(Boolean).join(" · ");
+  const count = document.createElement("span");
+  count.className = "hotspot-count";
+  count.textContent = `${t("hotspots.count", { count: h.count })} · ${t("hotspots.previously", { previous: h.previous_count, change })}`;
+  const confidence = document.createElement("span");
+  confidence.className = `trend ${trend}`;
+  confidence.textContent = h.change > 0 ? t(`hotspots.confidence_${h.confidence}`, { p }) : t("hotspots.not_rising");
+  button.append(name, where, count, confidence);
+  button.addEventListener("click", () => {
+    $$("#hotspots .hotspot").forEach((other) => other.setAttribute("aria-pressed", String(other === button)));
+    outlineCell(h);
+  });
+  button.setAttribute("aria-pressed", "false");
+  const item = document.createElement("li");
+  item.append(button);
+  return item;
+}
+
+function outlineCell(h) {
+  const map = state.map;
+  if (!map.getSource("hotspot-cell")) {
+    map.addSource("hotspot-cell", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
+    map.addLayer({ id: "hotspot-cell", type: "line", source: "hotspot-cell",
+      paint: { "line-color": "#1d1b20", "line-width": 3, "line-dasharray": [2, 1] } });
+  }
+  map.getSource("hotspot-cell").setData({ type: "Feature", geometry: h.geometry, properties: { cell: h.cell } });
+  const [west, south, east, north] = h.bounds;
+  map.fitBounds([[west, south], [east, north]], { padding: 60, maxZoom: 16 });
+}
+
+$("#hotspots-grid").addEventListener("change", () => loadHotspots(filtersFromForm()));
 
 /* ---- safe hubs -------------------------------------------------------------------------------- */
 

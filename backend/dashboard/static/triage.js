@@ -13,41 +13,6 @@ const TRIAGE_MARK = "#7b2cbf";
 
 const triage = { cursors: [null], page: 0, reports: [], current: -1, request: 0, ready: false };
 
-/* ---- dates: the page's local days as the API's instants ---------------------------------------- */
-
-// The city's offset from UTC, in milliseconds, at an instant.
-function cityOffsetMs(instant) {
-  const parts = Object.fromEntries(new Intl.DateTimeFormat("en-US", {
-    timeZone: state.meta.time_zone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
-    hour: "2-digit", minute: "2-digit", second: "2-digit",
-  }).formatToParts(instant).map((p) => [p.type, p.value]));
-  const local = Date.UTC(+parts.year, +parts.month - 1, +parts.day, +parts.hour, +parts.minute, +parts.second);
-  return local - Math.floor(instant.getTime() / 1000) * 1000;
-}
-
-// The instant a local day (YYYY-MM-DD) begins in the city's time zone (twice round: the offset may
-// differ between UTC midnight and local midnight on a clock-change day).
-function startOfCityDay(day) {
-  const [year, month, date] = day.split("-").map(Number);
-  const midnightUtc = Date.UTC(year, month - 1, date);
-  let instant = new Date(midnightUtc - cityOffsetMs(new Date(midnightUtc)));
-  instant = new Date(midnightUtc - cityOffsetMs(instant));
-  return instant;
-}
-
-function reportsApiFrom(day) {
-  return startOfCityDay(day).toISOString();
-}
-
-// The page's "To" is a local day, included. GET /reports' `to` is today an instant, excluded, so the
-// list asks up to the start of the next local day. When /reports takes inclusive local days as the
-// heatmaps do, this becomes `return day;` (the one place to change).
-function reportsApiTo(day) {
-  const [year, month, date] = day.split("-").map(Number);
-  const nextDay = new Date(Date.UTC(year, month - 1, date + 1)).toISOString().slice(0, 10);
-  return startOfCityDay(nextDay).toISOString();
-}
-
 /* ---- filters and the address bar -------------------------------------------------------------- */
 
 function triageForm() {
@@ -86,8 +51,9 @@ function viewBbox() {
 function triageQuery(chosen, cursor) {
   const query = new URLSearchParams({ limit: TRIAGE_PAGE_SIZE });
   for (const name of ["category", "status", "mode"]) if (chosen[name]) query.set(name, chosen[name]);
-  if (chosen.from) query.set("from", reportsApiFrom(chosen.from));
-  if (chosen.to) query.set("to", reportsApiTo(chosen.to));
+  // The page's From and To are local days, both included, as GET /reports takes them (docs/api.md).
+  if (chosen.from) query.set("from", chosen.from);
+  if (chosen.to) query.set("to", chosen.to);
   if (chosen.view) query.set("bbox", viewBbox());
   if (cursor) query.set("cursor", cursor);
   return query;
