@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # not: tests run without one, as exports on grid cells and routes "far from any street" need, and
 # those that need one load a small network of their own or, for a module, the shipped file
 # (tests/streets/test_shipped_network.py), which the next session's truncation removes in any case.
-REFERENCE_TABLES = {"council_areas", "stations"}  # stations: loaded by migration 0018
+REFERENCE_TABLES = {"council_areas", "stations"}  # stations: loaded by migration 0016
 # Every other model's table is emptied by ``real_commits``: a new model's table is included by itself.
 APP_TABLES = tuple(table.name for table in Base.metadata.sorted_tables if table.name not in REFERENCE_TABLES)
 

@@ -125,7 +125,7 @@ class HeatmapCouncilRetained(_CouncilCube, Base):
 
 
 class HeatmapRemoval(Base):
-    """One row per transaction that removes reports (erasure, retention; migration 0017): a rebuild
+    """One row per transaction that removes reports (erasure, retention; migration 0015): a rebuild
     running meanwhile sees that its snapshot went stale and starts again (backend/heatmap/rebuild.py)."""
 
     __tablename__ = "heatmap_removals"
@@ -135,7 +135,7 @@ class HeatmapRemoval(Base):
 
 
 class Station(Base):
-    """London's stations (data/london_stations.geojson, loaded by migration 0018): hotspots are named
+    """London's stations (data/london_stations.geojson, loaded by migration 0016): hotspots are named
     by their nearest one."""
 
     __tablename__ = "stations"

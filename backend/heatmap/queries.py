@@ -21,7 +21,7 @@ class Filters:
 
     Nights: the hours of ``after_midnight`` (those past midnight of an ``hours`` range that wraps it,
     such as 0-3 of ``22-4``) count with the day before, the day the night started on, for ``from_day``,
-    ``to_day`` and ``weekdays`` alike (SQL ``night_day``, migration 0018)."""
+    ``to_day`` and ``weekdays`` alike (SQL ``night_day``, migration 0016)."""
 
     categories: tuple[str, ...] | None = None
     modes: tuple[str, ...] | None = None

@@ -55,7 +55,7 @@ from backend.heatmap.publishing import COUNTS_PUBLICLY_SQL
 log = logging.getLogger(__name__)
 
 REBUILD_WORK_MEM = "512MB"
-NEXT, OLD = "heatmap_next", "heatmap_old"  # schemas (migration 0017)
+NEXT, OLD = "heatmap_next", "heatmap_old"  # schemas (migration 0015)
 SWAPPED = ("heatmap_cells", "heatmap_totals", "heatmap_reporters", "heatmap_public_units", "heatmap_council_cells")
 SWAP_LOCK_TIMEOUT_MS = 100  # the longest a read queues behind the swap's lock request
 SWAP_ATTEMPTS = 100
