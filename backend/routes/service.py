@@ -26,9 +26,9 @@ from sqlalchemy import text
 
 from backend.extensions import db
 from backend.hubs import opening_hours
+from backend.streets.nearby import NEAR_M  # a report this close to an edge or a route is near it
 
 SNAP_M = 200  # how far a place may be from the nearest street
-NEAR_M = 25  # a report this close to an edge or a route is near it
 RECENT_DAYS = 90
 SAME_TIME_H = 2
 OTHER_TIME_SHARE = 0.25
@@ -106,37 +106,23 @@ def _corridor(edge_ids: list[int], length_m: float) -> str:
 
 
 def _penalties(corridor: str, at: datetime, tz: str) -> dict[int, float]:
-    """The report penalty of each edge near a report in the corridor (edge id -> penalty)."""
+    """The report penalty of each edge in the corridor near a report (edge id -> penalty): a join
+    on the edges recorded near each report when it arrived (``report_edges``, backend/streets/nearby.py)."""
     rows = db.session.execute(text(f"""
-        WITH area AS MATERIALIZED (
-            SELECT ST_Envelope(ST_Transform(c, 3857)) AS box_m,
-                   :near / cos(radians(ST_Y(ST_Centroid(c)))) AS near_m  -- 25 m in Web Mercator units here
-            FROM (SELECT {corridor} AS c) AS corridor
-        ),
-        recent AS MATERIALIZED (
-            SELECT r.id, r.location, r.route,
+        SELECT re.edge_id AS id,
+               least(:cap, :per_report * sum(
                    CASE WHEN least(abs(local_hour(r.occurred_at, :tz) - local_hour(:at, :tz)),
                                    24 - abs(local_hour(r.occurred_at, :tz) - local_hour(:at, :tz))) <= :same_h
-                        THEN 1.0 ELSE :other END AS weight
-            FROM reports r
-            WHERE r.occurred_at > :at - make_interval(days => :days) AND r.occurred_at <= :at
-              AND r.status <> 'rejected'
-              AND (ST_Intersects(r.location, {corridor})
-                   OR (r.route IS NOT NULL AND ST_Intersects(r.route, {corridor})))
-        ),
-        -- In Web Mercator, where "within 25 m" is a planar test, a route in runs of a few vertices:
-        -- each looks up only the edges beside it.
-        pieces AS MATERIALIZED (
-            SELECT id, weight, ST_Subdivide(ST_Transform(coalesce(route, location), 3857), 8) AS g FROM recent
-        ),
-        near AS (
-            SELECT DISTINCT e.id AS edge_id, p.id AS report_id, p.weight
-            FROM pieces p CROSS JOIN area
-            JOIN street_edges e ON ST_DWithin(e.geom_m, p.g, area.near_m) AND e.geom_m && area.box_m
-        )
-        SELECT edge_id AS id, least(:cap, :per_report * sum(weight)) AS penalty FROM near GROUP BY edge_id
+                        THEN 1.0 ELSE :other END)) AS penalty
+        FROM street_edges e
+        JOIN report_edges re ON re.edge_id = e.id
+        JOIN reports r ON r.id = re.report_id
+        WHERE e.geom && {corridor} AND ST_Intersects(e.geom, {corridor})
+          AND r.occurred_at > :at - make_interval(days => :days) AND r.occurred_at <= :at
+          AND r.status <> 'rejected'
+        GROUP BY re.edge_id
     """), {"tz": tz, "at": at, "same_h": SAME_TIME_H, "other": OTHER_TIME_SHARE, "days": RECENT_DAYS,
-           "near": NEAR_M, "cap": REPORT_PENALTY_CAP, "per_report": REPORT_WEIGHT}).all()
+           "cap": REPORT_PENALTY_CAP, "per_report": REPORT_WEIGHT}).all()
     return {row.id: float(row.penalty) for row in rows}
 
 
