@@ -101,5 +101,9 @@ class ReportEdge(Base):
     edge_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("street_edges.id", ondelete="CASCADE"), primary_key=True)
     report_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("reports.id", ondelete="CASCADE"),
                                                  primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)  # the report's, copied
 
-    __table_args__ = (Index("ix_report_edges_report", "report_id"),)
+    __table_args__ = (
+        Index("ix_report_edges_report", "report_id"),
+        Index("ix_report_edges_edge_occurred_at", "edge_id", "occurred_at", postgresql_include=["report_id"]),
+    )

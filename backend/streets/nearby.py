@@ -21,10 +21,10 @@ from backend.extensions import db
 NEAR_M = 25
 
 _INSERT = """
-    INSERT INTO report_edges (report_id, edge_id)
-    SELECT DISTINCT p.id, e.id
+    INSERT INTO report_edges (report_id, occurred_at, edge_id)
+    SELECT DISTINCT p.id, p.occurred_at, e.id
     FROM (
-        SELECT r.id, ST_Subdivide(ST_Transform(coalesce(r.route, r.location), 3857), 8) AS g,
+        SELECT r.id, r.occurred_at, ST_Subdivide(ST_Transform(coalesce(r.route, r.location), 3857), 8) AS g,
                :near / cos(radians(ST_Y(r.location))) AS near_m  -- 25 m in Web Mercator units there
         FROM reports r WHERE {where}
     ) AS p
