@@ -11,16 +11,14 @@ The safer route minimises each edge's length times ``1 + penalty``, where the pe
 It is never longer than ``MAX_DETOUR`` times the shortest: when the penalised route is longer, the
 penalties are halved and the route sought again (``STRENGTHS``); when none fits, the safer route is the
 shortest and the answer says so. The shortest route is sought among the edges in a box around its
-two ends (pgRouting reads its edge query on every call; the whole city would take seconds), a narrow
-one first, widened only when the path found there cannot be proved the shortest of all
-(``SHORTEST_BOX_SHARES``); the safer one among the edges in a corridor around the shortest
+two ends (pgRouting reads its edge query on every call; the whole city would take seconds); the
+safer one among the edges in a corridor around the shortest
 (``CORRIDOR_SHARE``), and only when the shortest has a penalty at all. A report is near a route when
 it is near one of its edges: the route's ``reports_nearby`` are read from ``report_edges`` too.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -46,11 +44,6 @@ WALK_M_PER_MIN = 80.0
 # The box: the two places' bounding box widened by this share of their distance, and at least BOX_MIN_M.
 BOX_SHARE = 0.6
 BOX_MIN_M = 300
-# The shortest route is sought first in a box around its two ends widened by the first of these shares
-# of their distance d (at least BOX_MIN_M), then the next: a path leaving a box widened by m is at least
-# sqrt(d² + 4m²) long, so a path found in the box no longer than that is the shortest of all.
-SHORTEST_BOX_SHARES = (0.45, 0.9, 2.0)
-PROOF_SLACK = 0.99  # the bound in metres on the sphere, the box in degrees: a margin for the difference
 # The safer route is sought among the edges within this share of the shortest route's length of it
 # (at least CORRIDOR_MIN_M): the streets a walker would take to go round a block or two.
 CORRIDOR_SHARE = 0.2
@@ -230,15 +223,14 @@ def _summary(kind: str, edge_ids: list[int], source: int, at: datetime, after_da
 
 
 def _shortest(source: Vertex, target: Vertex) -> Path:
-    """The shortest path, sought in boxes from narrow to wide (SHORTEST_BOX_SHARES) until one proves
-    that no path outside it is shorter; in the widest, whatever it finds (no edges: none at all)."""
-    apart = haversine_m((source.lon, source.lat), (target.lon, target.lat))
+    """The shortest path among the edges in the box around its two ends (edges_sql); once more in a
+    box three times as wide when that box holds no path at all (a river between). No edges: none."""
     ends = ((source.lon, source.lat), (target.lon, target.lat))
+    apart = haversine_m(*ends)
     path = Path([], 0.0, 0.0)
-    for share in SHORTEST_BOX_SHARES:
-        margin = max(BOX_MIN_M, share * apart)
-        path = dijkstra(edges_sql(_box(*ends, apart, margin=margin)), source.id, target.id)
-        if path.edges and path.length_m <= PROOF_SLACK * math.sqrt(apart ** 2 + 4 * margin ** 2):
+    for widen in (1.0, 3.0):
+        path = dijkstra(edges_sql(_box(*ends, apart, margin=widen * max(BOX_MIN_M, BOX_SHARE * apart))), source.id, target.id)
+        if path.edges:
             break
     return path
 
