@@ -9,15 +9,15 @@ import { here } from "../position.js";
 
 const $ = (id) => document.getElementById(id);
 const HUBS = 5;
-let stations = null;
+let stations = null; // a promise of the stations' names and places, once asked for
 let map = null;
 let asking = 0; // the latest request: an older answer arriving late is dropped
 
 export function init() {
-  $("walk-form").addEventListener("submit", (event) => {
+  $("walk-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const typed = $("walk-station").value.trim().toLowerCase();
-    const station = (stations || []).find((s) => s.name.toLowerCase() === typed);
+    const station = ((await loadStations()) || []).find((s) => s.name.toLowerCase() === typed); // typed before the list came
     if (!station) {
       $("walk-error").textContent = typed ? t("walk.unknown_station", { name: $("walk-station").value.trim() }) : t("walk.station_needed");
       $("walk-station").focus();
@@ -37,12 +37,12 @@ export async function show() {
   await Promise.all([loadStations(), showHubs()]);
 }
 
-async function loadStations() {
-  if (stations) return;
-  try {
-    stations = (await (await fetch("/app/data/stations.json")).json()).stations;
-    $("walk-stations").replaceChildren(...stations.map((s) => el("option", { value: s.name })));
-  } catch { stations = null; } // offline before it was ever kept: the hubs (and the message) remain
+function loadStations() {
+  stations ||= fetch("/app/data/stations.json").then((answer) => answer.json()).then(({ stations: list }) => {
+    $("walk-stations").replaceChildren(...list.map((s) => el("option", { value: s.name })));
+    return list;
+  }).catch(() => { stations = null; return null; }); // offline before it was ever kept: asked again next time
+  return stations;
 }
 
 async function showHubs() {
