@@ -48,8 +48,6 @@ BOX_MIN_M = 300
 # (at least CORRIDOR_MIN_M): the streets a walker would take to go round a block or two.
 CORRIDOR_SHARE = 0.2
 CORRIDOR_MIN_M = 150
-# The safer copy of the edges in both_edges_sql: ids and vertices shifted beyond any street id.
-COPY_OFFSET = 10**12
 SAME_NOTE = "No route within 1.5 times the shortest avoids more reports or unlit streets: the shortest is the safer."
 
 
@@ -135,7 +133,6 @@ def penalties_sql(at: datetime, tz: str, edges: str) -> str:
 def recent_sql(walk: str) -> str:
     """A report of ``report_edges re`` joined to ``reports r`` that counts for a walk at ``walk`` (SQL)."""
     return (f"re.occurred_at > {walk} - make_interval(days => {RECENT_DAYS}) AND re.occurred_at <= {walk} "
-            f"AND r.occurred_at > {walk} - make_interval(days => {RECENT_DAYS}) AND r.occurred_at <= {walk} "
             f"AND r.status <> 'rejected'")
 
 
@@ -160,54 +157,21 @@ def safer_edges_sql(corridor: str, at: datetime, tz: str, after_dark: bool, stre
             f"WHERE e.geom && {corridor} AND ST_Intersects(e.geom, {corridor})")
 
 
-def both_edges_sql(box: Box, at: datetime, tz: str, after_dark: bool) -> str:
-    """pgRouting's edge query for both routes at once: the edges in the box, read once, as two
-    copies that share no vertex: as they are, cost in metres (the shortest route), and with ids and
-    vertices shifted by COPY_OFFSET, cost as safer_edges_sql's at full strength (the safer one)."""
-    unlit = f"CASE WHEN e.lit = 'no' THEN {UNLIT_PENALTY!r} ELSE 0 END" if after_dark else "0"
-    return (f"WITH e AS (SELECT id, source, target, length_m, lit FROM street_edges WHERE geom && {box.sql()}), "
-            f"p AS ({penalties_sql(at, tz, 're.edge_id IN (SELECT id FROM e)')}) "
-            f"SELECT e.id + c.shift AS id, e.source + c.shift AS source, e.target + c.shift AS target, "
-            f"CASE WHEN c.shift = 0 THEN e.length_m "
-            f"ELSE e.length_m * (1 + coalesce(p.penalty, 0) + {unlit}) END AS cost "
-            f"FROM e LEFT JOIN p ON p.id = e.id CROSS JOIN (VALUES (0::bigint), ({COPY_OFFSET}::bigint)) AS c(shift)")
-
-
 @dataclass
 class Path:
     edges: list[int]
     length_m: float
     unlit_m: float
-    cost: float = 0.0
-
-
-def _paths(edges_query: str, pairs: list[tuple[int, int]]) -> list[Path]:
-    """For each (source, target), the cheapest path's edges, in order, its length in metres and its
-    cost (no edges when there is none): one pgRouting call, one graph, a search per pair."""
-    combinations = " UNION ALL ".join(f"SELECT {int(s)}::bigint AS source, {int(t)}::bigint AS target" for s, t in pairs)
-    rows = db.session.execute(text(
-        "SELECT start_vid, edge, agg_cost + cost AS cost FROM pgr_dijkstra(:edges, :pairs, directed => false) "
-        "WHERE edge <> -1 ORDER BY start_vid, path_seq"), {"edges": edges_query, "pairs": combinations}).all()
-    found: dict[int, list[int]] = {}
-    costs: dict[int, float] = {}
-    for row in rows:
-        found.setdefault(row.start_vid, []).append(row.edge % COPY_OFFSET)
-        costs[row.start_vid] = row.cost
-    # Apart: joined to pgRouting's answer, the planner would scan every edge (it expects 1,000 rows).
-    ids = [edge for edges in found.values() for edge in edges]
-    measures = {row.id: (row.length_m, row.lit) for row in db.session.execute(
-        text("SELECT id, length_m, lit FROM street_edges WHERE id = ANY(:ids)"), {"ids": ids})}
-    paths = []
-    for source, _ in pairs:
-        edges = found.get(source, [])
-        paths.append(Path(edges, sum(measures[e][0] for e in edges),
-                          sum(measures[e][0] for e in edges if measures[e][1] == "no"), costs.get(source, 0.0)))
-    return paths
 
 
 def dijkstra(edges_query: str, source: int, target: int) -> Path:
     """The cheapest path's edges, in order, and its length in metres (no edges when there is none)."""
-    return _paths(edges_query, [(source, target)])[0]
+    edges = list(db.session.scalars(text(
+        "SELECT edge FROM pgr_dijkstra(:edges, CAST(:source AS bigint), CAST(:target AS bigint), directed => false) "
+        "WHERE edge <> -1 ORDER BY path_seq"), {"edges": edges_query, "source": source, "target": target}))
+    # Apart: joined to pgRouting's answer, the planner would scan every edge (it expects 1,000 rows).
+    rows = db.session.execute(text("SELECT length_m, lit FROM street_edges WHERE id = ANY(:ids)"), {"ids": edges}).all()
+    return Path(edges, sum(row.length_m for row in rows), sum(row.length_m for row in rows if row.lit == "no"))
 
 
 def _summary(kind: str, edge_ids: list[int], source: int, at: datetime, after_dark: bool, tz: ZoneInfo) -> dict[str, Any]:
@@ -258,36 +222,17 @@ def _summary(kind: str, edge_ids: list[int], source: int, at: datetime, after_da
     }
 
 
-def _has_penalty(path: Path, at: datetime, tz: str, after_dark: bool) -> bool:
-    return bool(_penalties(path.edges, at, tz)) or (after_dark and path.unlit_m > 0)
-
-
-def _within_detour(shortest: Path, source: Vertex, target: Vertex, at: datetime, tz: str, after_dark: bool) -> Path:
-    """The safer path when the one at full strength over the box is longer than MAX_DETOUR times the
-    shortest: sought in a corridor around the shortest, the penalties halved until it fits; the
-    shortest when none does."""
-    corridor = _corridor(shortest.edges, shortest.length_m)
-    for strength in STRENGTHS:
-        candidate = dijkstra(safer_edges_sql(corridor, at, tz, after_dark, strength), source.id, target.id)
-        if candidate.edges and candidate.length_m <= MAX_DETOUR * shortest.length_m:
-            return candidate
-    return shortest
-
-
-def _both(source: Vertex, target: Vertex, at: datetime, tz: str, after_dark: bool) -> tuple[Path, Path]:
-    """The shortest path and the safer one at full strength, among the edges in the box around the
-    two ends, in one pgRouting call (both_edges_sql); once more in a box three times as wide when
-    that box holds no path at all (a river between). No edges: none."""
+def _shortest(source: Vertex, target: Vertex) -> Path:
+    """The shortest path among the edges in the box around its two ends (edges_sql); once more in a
+    box three times as wide when that box holds no path at all (a river between). No edges: none."""
     ends = ((source.lon, source.lat), (target.lon, target.lat))
     apart = haversine_m(*ends)
-    pairs = [(source.id, target.id), (source.id + COPY_OFFSET, target.id + COPY_OFFSET)]
-    paths = [Path([], 0.0, 0.0), Path([], 0.0, 0.0)]
+    path = Path([], 0.0, 0.0)
     for widen in (1.0, 3.0):
-        box = _box(*ends, apart, margin=widen * max(BOX_MIN_M, BOX_SHARE * apart))
-        paths = _paths(both_edges_sql(box, at, tz, after_dark), pairs)
-        if paths[0].edges:
+        path = dijkstra(edges_sql(_box(*ends, apart, margin=widen * max(BOX_MIN_M, BOX_SHARE * apart))), source.id, target.id)
+        if path.edges:
             break
-    return paths[0], paths[1]
+    return path
 
 
 def safer_route(start: tuple[float, float], end: tuple[float, float], at: datetime, tz: ZoneInfo) -> dict[str, Any]:
@@ -300,13 +245,17 @@ def safer_route(start: tuple[float, float], end: tuple[float, float], at: dateti
         raise RouteInputError("to", "is at the same street corner as `from`")
     after_dark = bool(db.session.scalar(text("SELECT sun_is_down(:at, :lon, :lat)"),
                                         {"at": at, "lon": start[0], "lat": start[1]}))
-    shortest, safer = _both(source, target, at, str(tz), after_dark)
+    shortest = _shortest(source, target)
     if not shortest.edges:
         raise RouteInputError("to", "cannot be reached on foot from `from` on the street network")
-    if safer.cost <= shortest.length_m + 0.01 and not _has_penalty(shortest, at, str(tz), after_dark):
-        safer = shortest  # no penalty on the shortest: no other way is safer, however many are as short
-    elif safer.length_m > MAX_DETOUR * shortest.length_m:
-        safer = _within_detour(shortest, source, target, at, str(tz), after_dark)
+    safer = shortest
+    if _penalties(shortest.edges, at, str(tz)) or (after_dark and shortest.unlit_m > 0):
+        corridor = _corridor(shortest.edges, shortest.length_m)
+        for strength in STRENGTHS:
+            candidate = dijkstra(safer_edges_sql(corridor, at, str(tz), after_dark, strength), source.id, target.id)
+            if candidate.edges and candidate.length_m <= MAX_DETOUR * shortest.length_m:
+                safer = candidate
+                break
     same = sorted(safer.edges) == sorted(shortest.edges)
     first = _summary("shortest", shortest.edges, source.id, at, after_dark, tz)
     second = ({**first, "properties": {**first["properties"], "kind": "safer"}} if same
