@@ -112,10 +112,12 @@ def demo() -> None:
 @click.option("--seed", default=2026, show_default=True, help="random seed (same seed, same data)")
 def demo_seed(count: int, seed: int) -> None:
     """Seed realistic safe hubs and reports around London's Underground (idempotent: re-running adds
-    nothing), then rebuild the heatmap so that the reports show (seeding skips the per-report jobs)."""
+    nothing), then rebuild the heatmap and the reports' nearby streets so that the reports show on the
+    map and in safer routes (seeding skips the per-report jobs)."""
     from backend.demo.hubs import seed_hubs
     from backend.demo.seed import seed_reports
     from backend.heatmap.rebuild import rebuild
+    from backend.streets import nearby
 
     hubs = seed_hubs()
     db.session.commit()
@@ -127,6 +129,8 @@ def demo_seed(count: int, seed: int) -> None:
         db.session.remove()
         stats = rebuild()
         click.echo(f"heatmap rebuilt in {stats['seconds']:.1f} s")
+        click.echo(f"reports near streets: {nearby.rebuild():,} (report, street edge) pairs")
+        db.session.commit()
 
 
 @click.group()

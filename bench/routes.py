@@ -58,8 +58,8 @@ def pick_walks(count: int, rng: random.Random) -> list[tuple[tuple[float, float]
 
 def bare(start: tuple[float, float], end: tuple[float, float], apart: float) -> float:
     """Seconds for one pgr_dijkstra by length over the endpoint's box for this walk."""
-    source = service._nearest_vertex(start, "from")
-    target = service._nearest_vertex(end, "to")
+    source = service._nearest_vertex(start, "from").id
+    target = service._nearest_vertex(end, "to").id
     box = service._box(start, end, apart)
     started = time.perf_counter()
     db.session.execute(text("SELECT count(*) FROM pgr_dijkstra(:edges, CAST(:s AS bigint), CAST(:t AS bigint), false)"),

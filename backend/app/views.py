@@ -92,6 +92,25 @@ def _line_names() -> list[str]:
     return sorted({f["properties"]["line"] for f in features if f["properties"].get("line")})
 
 
+@bp.get("/data/stations.json")
+def stations():
+    """The stations "A safer way" can walk to: name and place, from data/london_stations.geojson
+    (TfL, data/SOURCES.md), one per name, sorted by name."""
+    return jsonify(stations=_stations()), 200, {"Cache-Control": "public, max-age=86400"}
+
+
+@cache
+def _stations() -> list[dict]:
+    features = json.loads((DATA_DIR / "london_stations.geojson").read_text())["features"]
+    by_name: dict[str, dict] = {}
+    for f in features:
+        name = f["properties"].get("name")
+        if name and name not in by_name:
+            lon, lat = f["geometry"]["coordinates"]
+            by_name[name] = {"name": name, "lon": lon, "lat": lat}
+    return [by_name[name] for name in sorted(by_name)]
+
+
 @bp.post("/dev-sign-in")
 def dev_sign_in():
     """Development only: an anonymous commuter's unsigned token, as Firebase's emulator would give.

@@ -12,7 +12,7 @@ from backend.auth import ANY_SIGNED_IN, requires
 from backend.config import current_settings
 from backend.http import Blueprint
 from backend.routes import service
-from schemas.routes import SaferRouteArgsSchema, SaferRouteSchema, metres_apart
+from schemas.routes import SaferRouteArgsSchema, SaferRouteSchema
 
 blp = Blueprint("routes", __name__, url_prefix="/api/v1", description="Walking routes")
 
@@ -31,7 +31,6 @@ class SaferRoute(MethodView):
         """
         at = args.get("at") or datetime.now(timezone.utc)
         try:
-            return service.safer_route(args["start"], args["end"], metres_apart(args["start"], args["end"]), at,
-                                       current_settings().tz)
+            return service.safer_route(args["start"], args["end"], at, current_settings().tz)
         except service.RouteInputError as exc:
             abort(422, message=f"`{exc.field}` {exc}.", errors={exc.field: [str(exc)]})

@@ -2,17 +2,19 @@
 
 The safer route minimises each edge's length times ``1 + penalty``, where the penalty is
 
-- ``REPORT_WEIGHT`` for each report within ``NEAR_M`` of the edge in the ``RECENT_DAYS`` before the
+- ``REPORT_WEIGHT`` for each report near the edge (within 25 m: ``report_edges``, recorded when the
+  report arrived by backend/streets/nearby.py) in the ``RECENT_DAYS`` before the
   walk (a report whose local hour is within ``SAME_TIME_H`` hours of the walk's counts fully, any other
   ``OTHER_TIME_SHARE``), at most ``REPORT_PENALTY_CAP`` in all; plus
 - after dark (``sun_is_down`` at ``from``), ``UNLIT_PENALTY`` on a street tagged unlit.
 
 It is never longer than ``MAX_DETOUR`` times the shortest: when the penalised route is longer, the
 penalties are halved and the route sought again (``STRENGTHS``); when none fits, the safer route is the
-shortest and the answer says so. The shortest route is sought among the edges in a box around the two
-places (pgRouting reads its edge query on every call; the whole city would take seconds), the safer one
-among those in a corridor around the shortest (``CORRIDOR_SHARE``), and only when the shortest has a
-penalty at all.
+shortest and the answer says so. The shortest route is sought among the edges in a box around its
+two ends (pgRouting reads its edge query on every call; the whole city would take seconds); the
+safer one among the edges in a corridor around the shortest
+(``CORRIDOR_SHARE``), and only when the shortest has a penalty at all. A report is near a route when
+it is near one of its edges: the route's ``reports_nearby`` are read from ``report_edges`` too.
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import text
 
 from backend.extensions import db
+from backend.geo import haversine_m
 from backend.hubs import opening_hours
 
 SNAP_M = 200  # how far a place may be from the nearest street
-NEAR_M = 25  # a report this close to an edge or a route is near it
 RECENT_DAYS = 90
 SAME_TIME_H = 2
 OTHER_TIME_SHARE = 0.25
@@ -68,8 +70,9 @@ class Box:
         return f"ST_MakeEnvelope({self.west!r}, {self.south!r}, {self.east!r}, {self.north!r}, 4326)"
 
 
-def _box(start: tuple[float, float], end: tuple[float, float], apart_m: float, widen: float = 1.0) -> Box:
-    margin = max(BOX_MIN_M, BOX_SHARE * apart_m) * widen
+def _box(start: tuple[float, float], end: tuple[float, float], apart_m: float, margin: float | None = None) -> Box:
+    """The two places' bounding box widened by ``margin`` metres (default: BOX_SHARE of their distance)."""
+    margin = max(BOX_MIN_M, BOX_SHARE * apart_m) if margin is None else margin
     row = db.session.execute(text("""
         SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b)
         FROM expand_by_metres(ST_MakeEnvelope(:w, :s, :e, :n, 4326), :m) AS b"""),
@@ -78,19 +81,28 @@ def _box(start: tuple[float, float], end: tuple[float, float], apart_m: float, w
     return Box(*row)
 
 
-def _nearest_vertex(place: tuple[float, float], field: str) -> int:
+@dataclass
+class Vertex:
+    id: int
+    lon: float
+    lat: float
+
+
+def _nearest_vertex(place: tuple[float, float], field: str) -> Vertex:
     """The nearer end of the street edge nearest the place (within SNAP_M)."""
     row = db.session.execute(text("""
-        SELECT CASE WHEN ST_LineLocatePoint(e.geom, p) < 0.5 THEN e.source ELSE e.target END AS vertex
+        SELECT v.id, ST_X(v.geom) AS lon, ST_Y(v.geom) AS lat
         FROM (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS p) AS q
         CROSS JOIN LATERAL (
             SELECT id, geom, source, target FROM street_edges
             WHERE ST_DWithin(geom::geography, q.p::geography, :snap)
             ORDER BY geom::geography <-> q.p::geography LIMIT 1
-        ) AS e"""), {"lon": place[0], "lat": place[1], "snap": SNAP_M}).first()
+        ) AS e
+        JOIN street_vertices v ON v.id = CASE WHEN ST_LineLocatePoint(e.geom, q.p) < 0.5 THEN e.source ELSE e.target END
+        """), {"lon": place[0], "lat": place[1], "snap": SNAP_M}).first()
     if row is None:
         raise RouteInputError(field, f"is more than {SNAP_M} m from any street of the network")
-    return row.vertex
+    return Vertex(row.id, row.lon, row.lat)
 
 
 def _corridor(edge_ids: list[int], length_m: float) -> str:
@@ -105,38 +117,28 @@ def _corridor(edge_ids: list[int], length_m: float) -> str:
     return f"'{hexed}'::geometry"
 
 
-def _penalties(corridor: str, at: datetime, tz: str) -> dict[int, float]:
-    """The report penalty of each edge near a report in the corridor (edge id -> penalty)."""
-    rows = db.session.execute(text(f"""
-        WITH area AS MATERIALIZED (
-            SELECT ST_Envelope(ST_Transform(c, 3857)) AS box_m,
-                   :near / cos(radians(ST_Y(ST_Centroid(c)))) AS near_m  -- 25 m in Web Mercator units here
-            FROM (SELECT {corridor} AS c) AS corridor
-        ),
-        recent AS MATERIALIZED (
-            SELECT r.id, r.location, r.route,
-                   CASE WHEN least(abs(local_hour(r.occurred_at, :tz) - local_hour(:at, :tz)),
-                                   24 - abs(local_hour(r.occurred_at, :tz) - local_hour(:at, :tz))) <= :same_h
-                        THEN 1.0 ELSE :other END AS weight
-            FROM reports r
-            WHERE r.occurred_at > :at - make_interval(days => :days) AND r.occurred_at <= :at
-              AND r.status <> 'rejected'
-              AND (ST_Intersects(r.location, {corridor})
-                   OR (r.route IS NOT NULL AND ST_Intersects(r.route, {corridor})))
-        ),
-        -- In Web Mercator, where "within 25 m" is a planar test, a route in runs of a few vertices:
-        -- each looks up only the edges beside it.
-        pieces AS MATERIALIZED (
-            SELECT id, weight, ST_Subdivide(ST_Transform(coalesce(route, location), 3857), 8) AS g FROM recent
-        ),
-        near AS (
-            SELECT DISTINCT e.id AS edge_id, p.id AS report_id, p.weight
-            FROM pieces p CROSS JOIN area
-            JOIN street_edges e ON ST_DWithin(e.geom_m, p.g, area.near_m) AND e.geom_m && area.box_m
-        )
-        SELECT edge_id AS id, least(:cap, :per_report * sum(weight)) AS penalty FROM near GROUP BY edge_id
-    """), {"tz": tz, "at": at, "same_h": SAME_TIME_H, "other": OTHER_TIME_SHARE, "days": RECENT_DAYS,
-           "near": NEAR_M, "cap": REPORT_PENALTY_CAP, "per_report": REPORT_WEIGHT}).all()
+def penalties_sql(at: datetime, tz: str, edges: str) -> str:
+    """Per edge (``id``), its report penalty (``penalty``), for the edges ``edges`` (an SQL condition
+    on ``re.edge_id``) that have one: a join on the edges recorded near each report when it arrived
+    (``report_edges``, backend/streets/nearby.py). As SQL text: pgRouting's edge query embeds it."""
+    walk, zone = f"'{at.isoformat()}'::timestamptz", "'" + tz.replace("'", "''") + "'"
+    hours_apart = f"abs(local_hour(re.occurred_at, {zone}) - local_hour({walk}, {zone}))"
+    return (f"SELECT re.edge_id AS id, least({REPORT_PENALTY_CAP!r}, {REPORT_WEIGHT!r} * sum("
+            f"CASE WHEN least({hours_apart}, 24 - {hours_apart}) <= {SAME_TIME_H} THEN 1.0 ELSE {OTHER_TIME_SHARE!r} END"
+            f")) AS penalty "
+            f"FROM report_edges re JOIN reports r ON r.id = re.report_id "
+            f"WHERE ({edges}) AND {recent_sql(walk)} GROUP BY re.edge_id")
+
+
+def recent_sql(walk: str) -> str:
+    """A report of ``report_edges re`` joined to ``reports r`` that counts for a walk at ``walk`` (SQL)."""
+    return (f"re.occurred_at > {walk} - make_interval(days => {RECENT_DAYS}) AND re.occurred_at <= {walk} "
+            f"AND r.status <> 'rejected'")
+
+
+def _penalties(edge_ids: list[int], at: datetime, tz: str) -> dict[int, float]:
+    """The report penalty of each of these edges that has one (edge id -> penalty)."""
+    rows = db.session.execute(text(penalties_sql(at, tz, "re.edge_id = ANY(:ids)")), {"ids": edge_ids}).all()
     return {row.id: float(row.penalty) for row in rows}
 
 
@@ -145,16 +147,14 @@ def edges_sql(box: Box) -> str:
     return f"SELECT id, source, target, length_m AS cost FROM street_edges WHERE geom && {box.sql()}"
 
 
-def safer_edges_sql(corridor: str, penalties: dict[int, float], after_dark: bool, strength: float) -> str:
+def safer_edges_sql(corridor: str, at: datetime, tz: str, after_dark: bool, strength: float) -> str:
     """pgRouting's edge query for the safer route: the edges in the corridor, cost in metres times
-    1 + strength x (report penalty + unlit penalty after dark)."""
-    ids = ",".join(str(int(i)) for i in penalties)
-    values = ",".join(repr(float(p)) for p in penalties.values())
+    1 + strength x (report penalty + unlit penalty after dark); each edge's penalty read by its id."""
     unlit = f"CASE WHEN e.lit = 'no' THEN {UNLIT_PENALTY!r} ELSE 0 END" if after_dark else "0"
     return (f"SELECT e.id, e.source, e.target, "
             f"e.length_m * (1 + {float(strength)!r} * (coalesce(p.penalty, 0) + {unlit})) AS cost "
-            f"FROM street_edges e LEFT JOIN unnest('{{{ids}}}'::bigint[], '{{{values}}}'::float8[]) AS p (id, penalty) "
-            f"ON p.id = e.id WHERE e.geom && {corridor} AND ST_Intersects(e.geom, {corridor})")
+            f"FROM street_edges e LEFT JOIN LATERAL ({penalties_sql(at, tz, 're.edge_id = e.id')}) AS p ON true "
+            f"WHERE e.geom && {corridor} AND ST_Intersects(e.geom, {corridor})")
 
 
 @dataclass
@@ -176,13 +176,13 @@ def dijkstra(edges_query: str, source: int, target: int) -> Path:
 
 def _summary(kind: str, edge_ids: list[int], source: int, at: datetime, after_dark: bool, tz: ZoneInfo) -> dict[str, Any]:
     """The route as a GeoJSON Feature with its figures."""
-    row = db.session.execute(text("""
+    row = db.session.execute(text(f"""
         WITH path AS (
             SELECT e.geom, e.length_m, s.lit FROM street_edges e JOIN street_segments s ON s.id = e.segment_id
             WHERE e.id = ANY(:ids)
         ),
         line AS (
-            SELECT g, ST_Transform(g, 3857) AS m, :near / cos(radians(ST_Y(ST_Centroid(g)))) AS near_m
+            SELECT g
             FROM (
                 SELECT CASE WHEN ST_Distance(ST_StartPoint(m), v.geom) <= ST_Distance(ST_EndPoint(m), v.geom)
                             THEN m ELSE ST_Reverse(m) END AS g
@@ -193,19 +193,17 @@ def _summary(kind: str, edge_ids: list[int], source: int, at: datetime, after_da
         SELECT ST_AsGeoJSON(line.g, 6)::json AS geometry,
                (SELECT sum(length_m) FROM path) AS length_m,
                (SELECT coalesce(sum(length_m) FILTER (WHERE lit = 'no'), 0) FROM path) AS unlit_m,
-               (SELECT coalesce(json_object_agg(category, n), '{}'::json) FROM (
-                    SELECT r.category, count(*) AS n FROM reports r
-                    WHERE r.occurred_at > :at - make_interval(days => :days) AND r.occurred_at <= :at
-                      AND r.status <> 'rejected'
-                      AND ST_Intersects(r.location, expand_by_metres(line.g, :near))
-                      AND ST_DWithin(ST_Transform(r.location, 3857), line.m, line.near_m)
+               -- near the route: near one of its edges (report_edges, as the penalties)
+               (SELECT coalesce(json_object_agg(category, n), '{{}}'::json) FROM (
+                    SELECT r.category, count(DISTINCT r.id) AS n
+                    FROM report_edges re JOIN reports r ON r.id = re.report_id
+                    WHERE re.edge_id = ANY(:ids) AND {recent_sql("CAST(:at AS timestamptz)")}
                     GROUP BY r.category ORDER BY r.category) AS c) AS reports_nearby,
                (SELECT coalesce(json_agg(h.opening_hours), '[]'::json) FROM safe_hubs h
                 WHERE ST_Intersects(h.location, expand_by_metres(line.g, :hub_m))
                   AND ST_DWithin(h.location::geography, line.g::geography, :hub_m)) AS hub_hours
         FROM line
-    """), {"ids": edge_ids, "source": source, "at": at, "days": RECENT_DAYS, "near": NEAR_M,
-           "hub_m": HUB_NEAR_M}).one()
+    """), {"ids": edge_ids, "source": source, "at": at, "hub_m": HUB_NEAR_M}).one()
     geometry = row.geometry
     if geometry["type"] != "LineString":  # a path merges into one line; kept whole whatever happens
         geometry = {"type": "LineString", "coordinates": [c for part in geometry["coordinates"] for c in part]}
@@ -224,36 +222,44 @@ def _summary(kind: str, edge_ids: list[int], source: int, at: datetime, after_da
     }
 
 
-def safer_route(start: tuple[float, float], end: tuple[float, float], apart_m: float, at: datetime,
-                tz: ZoneInfo) -> dict[str, Any]:
+def _shortest(source: Vertex, target: Vertex) -> Path:
+    """The shortest path among the edges in the box around its two ends (edges_sql); once more in a
+    box three times as wide when that box holds no path at all (a river between). No edges: none."""
+    ends = ((source.lon, source.lat), (target.lon, target.lat))
+    apart = haversine_m(*ends)
+    path = Path([], 0.0, 0.0)
+    for widen in (1.0, 3.0):
+        path = dijkstra(edges_sql(_box(*ends, apart, margin=widen * max(BOX_MIN_M, BOX_SHARE * apart))), source.id, target.id)
+        if path.edges:
+            break
+    return path
+
+
+def safer_route(start: tuple[float, float], end: tuple[float, float], at: datetime, tz: ZoneInfo) -> dict[str, Any]:
     """The shortest and the safer route from ``start`` to ``end`` (lon, lat) for a walk at ``at``, as
     a GeoJSON FeatureCollection. Raises RouteInputError for a place the network cannot serve."""
     db.session.execute(text("SET LOCAL jit = off"))  # compiling these short queries would take longer than running them
     source = _nearest_vertex(start, "from")
     target = _nearest_vertex(end, "to")
-    if source == target:
+    if source.id == target.id:
         raise RouteInputError("to", "is at the same street corner as `from`")
     after_dark = bool(db.session.scalar(text("SELECT sun_is_down(:at, :lon, :lat)"),
                                         {"at": at, "lon": start[0], "lat": start[1]}))
-    for widen in (1.0, 3.0):  # a box too tight for any path (a river between): once more, wider
-        shortest = dijkstra(edges_sql(_box(start, end, apart_m, widen)), source, target)
-        if shortest.edges:
-            break
-    else:
+    shortest = _shortest(source, target)
+    if not shortest.edges:
         raise RouteInputError("to", "cannot be reached on foot from `from` on the street network")
-    corridor = _corridor(shortest.edges, shortest.length_m)
-    penalties = _penalties(corridor, at, str(tz))
     safer = shortest
-    if any(e in penalties for e in shortest.edges) or (after_dark and shortest.unlit_m > 0):
+    if _penalties(shortest.edges, at, str(tz)) or (after_dark and shortest.unlit_m > 0):
+        corridor = _corridor(shortest.edges, shortest.length_m)
         for strength in STRENGTHS:
-            candidate = dijkstra(safer_edges_sql(corridor, penalties, after_dark, strength), source, target)
+            candidate = dijkstra(safer_edges_sql(corridor, at, str(tz), after_dark, strength), source.id, target.id)
             if candidate.edges and candidate.length_m <= MAX_DETOUR * shortest.length_m:
                 safer = candidate
                 break
     same = sorted(safer.edges) == sorted(shortest.edges)
-    first = _summary("shortest", shortest.edges, source, at, after_dark, tz)
+    first = _summary("shortest", shortest.edges, source.id, at, after_dark, tz)
     second = ({**first, "properties": {**first["properties"], "kind": "safer"}} if same
-              else _summary("safer", safer.edges, source, at, after_dark, tz))
+              else _summary("safer", safer.edges, source.id, at, after_dark, tz))
     return {
         "type": "FeatureCollection",
         "features": [first, second],

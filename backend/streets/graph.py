@@ -5,7 +5,8 @@ meets), so every vertex is first snapped to a grid of ``SNAP_DEGREES`` (about a 
 is cut at each snapped vertex it shares with another segment, and at its two ends. The cut points are
 the graph's vertices (``street_vertices``); the pieces between them its edges (``street_edges``),
 each with its ``source`` and ``target`` vertex, its length in metres as its cost, the segment it
-belongs to, and that segment's ``lit``. Pieces of the graph cut off from the rest (fewer
+belongs to, and that segment's ``lit``. Each report's nearby edges (``report_edges``) are
+recorded again for the new edges. Pieces of the graph cut off from the rest (fewer
 than ``ISLAND_SHARE`` of the largest piece's vertices) are left out of it. Two streets that cross without sharing a vertex
 (a bridge over a road) stay unconnected, as they should.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from backend.extensions import db
+from backend.streets import nearby
 
 # 0.00001 degrees: 1.1 m north-south and 0.7 m east-west in London.
 SNAP_DEGREES = 0.00001
@@ -22,6 +24,7 @@ SNAP_DEGREES = 0.00001
 ISLAND_SHARE = 0.05
 
 _STEPS = (
+    "DELETE FROM report_edges",  # at once, rather than edge by edge by cascade
     "DELETE FROM street_edges",
     "DELETE FROM street_vertices",
     "DROP TABLE IF EXISTS pg_temp.street_points",
@@ -83,4 +86,5 @@ def rebuild() -> int:
     db.session.flush()
     for step in _STEPS:
         db.session.execute(text(step), {"grid": SNAP_DEGREES, "island_share": ISLAND_SHARE})
+    nearby.rebuild()  # the edges are new: each report's nearby edges again
     return db.session.scalar(text("SELECT count(*) FROM street_edges")) or 0

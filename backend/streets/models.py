@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from geoalchemy2 import Geometry
@@ -17,6 +18,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.extensions import Base
@@ -87,4 +89,21 @@ class StreetEdge(Base):
         Index("ix_street_edges_geom_m", "geom_m", postgresql_using="gist"),
         Index("ix_street_edges_geog", text("(geom::geography)"), postgresql_using="gist"),
         Index("ix_street_edges_segment", "segment_id"),
+    )
+
+
+class ReportEdge(Base):
+    """A street edge a report lies near (within 25 m): a route's report penalty is a join on this
+    (``backend/streets/nearby.py``). Goes with its report and with its edge (migration 0015)."""
+
+    __tablename__ = "report_edges"
+
+    edge_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("street_edges.id", ondelete="CASCADE"), primary_key=True)
+    report_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("reports.id", ondelete="CASCADE"),
+                                                 primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)  # the report's, copied
+
+    __table_args__ = (
+        Index("ix_report_edges_report", "report_id"),
+        Index("ix_report_edges_edge_occurred_at", "edge_id", "occurred_at", postgresql_include=["report_id"]),
     )

@@ -17,8 +17,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from backend.extensions import db
+from backend.outbox import service as outbox
+from backend.reports import service as reports_service
 from backend.streets.service import load_street_segments
 from tests import factories
 
@@ -77,9 +80,20 @@ def xs(feature: dict) -> set[int]:
     return {round((lon - LON0) / M_LON) for lon, _ in feature["geometry"]["coordinates"]}
 
 
-def report_at(commuter, x_m: float, y_m: float, at: datetime, count: int = 1, category: str = "harassment") -> None:
-    for _ in range(count):
-        factories.add_report(commuter.uid, *point(x_m, y_m), at, category=category)
+def record_nearby_streets() -> None:
+    """Run the new reports' ``streets.report_edges`` tasks, as the worker would (and no other task)."""
+    for task_id in db.session.scalars(text(
+            "SELECT id FROM outbox WHERE task = 'streets.report_edges' AND done_at IS NULL ORDER BY id")).all():
+        assert outbox.run(task_id) == "done"
+
+
+def report_at(commuter, x_m: float, y_m: float, at: datetime, count: int = 1, category: str = "harassment",
+              recorded: bool = True) -> list[str]:
+    """Reports at a place of the grid; ``recorded``: their nearby streets recorded, as the worker does."""
+    ids = [factories.add_report(commuter.uid, *point(x_m, y_m), at, category=category) for _ in range(count)]
+    if recorded:
+        record_nearby_streets()
+    return ids
 
 
 def test_in_daylight_with_no_reports_the_safer_route_is_the_shortest(client, commuter, grid):
@@ -182,3 +196,76 @@ def test_without_a_street_network_every_place_is_too_far(client, commuter):
 def test_signing_in_is_required(client, grid):
     response = client.get("/api/v1/routes/safer", query_string={"from": lonlat(0, 0), "to": lonlat(0, 400)})
     assert response.status_code == 401
+
+
+def post_report(client, caller, x_m: float, y_m: float, at: datetime) -> str:
+    body = factories.report_body(occurred_at=factories.iso(at), transport=None,
+                                 location={"type": "Point", "coordinates": list(point(x_m, y_m))})
+    response = client.post("/api/v1/reports", json=body, headers=caller.headers(**{"Idempotency-Key": factories.new_key()}))
+    assert response.status_code == 201, response.json
+    return response.json["id"]
+
+
+def edges_state() -> tuple:
+    return tuple(db.session.execute(text("SELECT count(*), min(id), max(id) FROM street_edges")).one())
+
+
+def test_a_new_report_changes_the_safer_route_once_its_task_has_run_without_any_rebuild(client, commuter,
+                                                                                          other_commuter, grid):
+    assert by_kind(route(client, commuter, at=NOON).json)["safer"]["properties"]["length_m"] == pytest.approx(400, abs=2)
+    graph = edges_state()
+    for _ in range(3):
+        post_report(client, other_commuter, 0, 200, NOON - timedelta(days=2))
+    record_nearby_streets()
+    assert edges_state() == graph  # the same graph: nothing was rebuilt
+    answer = route(client, commuter, at=NOON).json
+    routes = by_kind(answer)
+    assert answer["same_route"] is False and xs(routes["safer"]) == {0, 50}
+    assert routes["safer"]["properties"]["reports_nearby"] == {}
+    assert routes["shortest"]["properties"]["reports_nearby"] == {"harassment": 3}
+
+
+def test_a_report_is_recorded_near_the_streets_within_25_metres_of_it(client, commuter, grid):
+    [report_id] = report_at(commuter, 10, 200, NOON)  # 10 m off column 0, 40 m off column 1
+    names = db.session.scalars(text("""
+        SELECT DISTINCT s.name FROM report_edges re JOIN street_edges e ON e.id = re.edge_id
+        JOIN street_segments s ON s.id = e.segment_id WHERE re.report_id = :id ORDER BY s.name"""),
+        {"id": report_id}).all()
+    assert names == ["Column Nought", "Rung 2"]
+
+
+def test_an_erased_reporter_s_reports_stop_counting(client, commuter, other_commuter, grid):
+    for _ in range(3):
+        post_report(client, other_commuter, 0, 200, NOON - timedelta(days=2))
+    record_nearby_streets()
+    assert route(client, commuter, at=NOON).json["same_route"] is False
+    assert client.delete("/api/v1/me", headers=other_commuter.headers()).status_code == 204
+    answer = route(client, commuter, at=NOON).json
+    assert answer["same_route"] is True and by_kind(answer)["shortest"]["properties"]["reports_nearby"] == {}
+    assert db.session.scalar(text("SELECT count(*) FROM report_edges")) == 0
+
+
+def test_a_report_erased_before_its_task_runs_leaves_nothing_behind(client, commuter, other_commuter, grid):
+    post_report(client, other_commuter, 0, 200, NOON - timedelta(days=2))
+    assert client.delete("/api/v1/me", headers=other_commuter.headers()).status_code == 204
+    record_nearby_streets()  # the task finds no report: done, nothing written
+    assert db.session.scalar(text("SELECT count(*) FROM report_edges")) == 0
+
+
+def test_purged_reports_stop_counting(app, client, commuter, grid):
+    report_at(commuter, 0, 200, NOON - timedelta(days=2), count=3)
+    assert route(client, commuter, at=NOON).json["same_route"] is False
+    with app.app_context():  # the daily purge job's work
+        assert reports_service.delete_expired_batch(0, now=datetime.now(timezone.utc) + timedelta(days=1)) == 3
+        db.session.commit()
+    assert route(client, commuter, at=NOON).json["same_route"] is True
+    assert db.session.scalar(text("SELECT count(*) FROM report_edges")) == 0
+
+
+def test_loading_the_network_again_records_every_report_s_streets_again(app, client, commuter, grid, tmp_path):
+    report_at(commuter, 0, 200, NOON - timedelta(days=2), count=3)
+    with app.app_context():
+        load_street_segments(grid, class_field="highway", lit_field="lit")  # replaces the graph: new edge ids
+        db.session.commit()
+    assert db.session.scalar(text("SELECT count(DISTINCT report_id) FROM report_edges")) == 3
+    assert route(client, commuter, at=NOON).json["same_route"] is False

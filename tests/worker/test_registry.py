@@ -69,7 +69,7 @@ def test_queued_handlers_have_stable_task_names_and_say_whether_they_commit(app)
     assert set(tasks) == {"heatmap.apply_report", "alerts.check_cluster", "alerts.send", "alerts.send_confirmed",
                           "alerts.notify_reporter", "exports.build", "webhooks.report_created",
                           "webhooks.report_status_changed", "webhooks.cluster_detected", "webhooks.alert_sent",
-                          "webhooks.deliver"}
+                          "webhooks.deliver", "streets.report_edges"}
     assert {t for t, h in tasks.items() if h.commits_on_its_own} == {"alerts.send", "alerts.send_confirmed",
                                                                       "exports.build", "webhooks.deliver"}
 

@@ -9,6 +9,7 @@ const SHELL = [
   "/app/",
   "/app/manifest.webmanifest",
   "/app/data/lines.json",
+  "/app/data/stations.json",
   "/app/static/app.css",
   "/app/static/icons/icon.svg",
   "/app/static/icons/icon-192.png",
@@ -31,6 +32,7 @@ const SHELL = [
   "/app/static/js/screens/mine.js",
   "/app/static/js/screens/report.js",
   "/app/static/js/screens/settings.js",
+  "/app/static/js/screens/walk.js",
   "/app/static/vendor/idb/idb.js",
 ];
 // Not the app's own shell, but what it needs to draw maps offline (kept once fetched, too).

@@ -11,6 +11,7 @@ import * as help from "./screens/help.js";
 import * as mine from "./screens/mine.js";
 import * as reportScreen from "./screens/report.js";
 import * as settings from "./screens/settings.js";
+import * as walk from "./screens/walk.js";
 import { queued } from "./store.js";
 
 const $ = (id) => document.getElementById(id);
@@ -18,7 +19,7 @@ const config = JSON.parse($("app-config").textContent);
 const META_KEY = "safetravel.meta";
 const ESCAPE_TWICE_MS = 1500;
 const SCREENS = { home: "home-title", report: "report-title", help: "help-title", alerts: "alerts-title",
-  mine: "mine-title", settings: "settings-title" };
+  mine: "mine-title", settings: "settings-title", walk: "walk-title" };
 let current = "home";
 
 // -- Quick exit first: it must work even if the rest fails to start --------------------------------
@@ -62,7 +63,7 @@ function go(screen) {
   current = screen;
   for (const name of Object.keys(SCREENS)) $(`screen-${name}`).hidden = name !== screen;
   for (const button of document.querySelectorAll(".tabs button")) {
-    const mine_ = button.dataset.goto === screen || (button.dataset.goto === "home" && screen === "report");
+    const mine_ = button.dataset.goto === screen || (button.dataset.goto === "home" && ["report", "walk"].includes(screen));
     if (mine_) button.setAttribute("aria-current", "page"); else button.removeAttribute("aria-current");
   }
   $(SCREENS[screen]).focus();
@@ -71,6 +72,7 @@ function go(screen) {
   if (screen === "alerts") alerts.show();
   if (screen === "mine") mine.show();
   if (screen === "settings") settings.show();
+  if (screen === "walk") walk.show();
   if (screen === "home") showQueueStatus();
 }
 
@@ -109,6 +111,7 @@ async function start() {
     await send();
   } });
   help.init(appMeta);
+  walk.init();
   alerts.init(appMeta);
   mine.init(appMeta, (item) => { go("report"); reportScreen.open(item.report.category, item); });
   settings.init({

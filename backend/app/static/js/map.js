@@ -68,3 +68,24 @@ export function showRoute(map, coordinates) {
   source.setData({ type: "FeatureCollection", features: coordinates.length < 2 ? [] : [
     { type: "Feature", properties: {}, geometry: { type: "LineString", coordinates } }] });
 }
+
+/** Both walking routes of GET /routes/safer: the safer one solid and on top, the shortest dashed
+ * beneath; the map fitted to them. The container's data-drawn lists the kinds drawn. */
+export function showWalks(map, collection) {
+  const draw = () => {
+    if (map.getSource("walks")) map.getSource("walks").setData(collection);
+    else {
+      map.addSource("walks", { type: "geojson", data: collection });
+      map.addLayer({ id: "walk-shortest", type: "line", source: "walks", filter: ["==", ["get", "kind"], "shortest"],
+        paint: { "line-color": "#4a4658", "line-width": 4, "line-dasharray": [2, 1.5] } });
+      map.addLayer({ id: "walk-safer", type: "line", source: "walks", filter: ["==", ["get", "kind"], "safer"],
+        paint: { "line-color": "#1c6b3a", "line-width": 6, "line-opacity": 0.8 } });
+    }
+    const points = collection.features.flatMap((f) => f.geometry.coordinates);
+    const lons = points.map((c) => c[0]);
+    const lats = points.map((c) => c[1]);
+    map.fitBounds([[Math.min(...lons), Math.min(...lats)], [Math.max(...lons), Math.max(...lats)]], { padding: 30, duration: 0 });
+    map.getContainer().dataset.drawn = collection.features.map((f) => f.properties.kind).join(" ");
+  };
+  if (map.getSource("route")) draw(); else map.once("load", draw); // "route": added once the style has loaded
+}
