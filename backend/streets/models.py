@@ -94,7 +94,7 @@ class StreetEdge(Base):
 
 class ReportEdge(Base):
     """A street edge a report lies near (within 25 m): a route's report penalty is a join on this
-    (``backend/streets/nearby.py``). Goes with its report and with its edge (migration 0015)."""
+    (``backend/streets/nearby.py``). Goes with its report and with its edge (migration 0017)."""
 
     __tablename__ = "report_edges"
 

@@ -6,7 +6,7 @@ measured as the routes service measures it: planar in Web Mercator at the latitu
 looked up in runs of a few vertices. Rows are written when a report arrives (the ``report.created``
 handler, streets/handlers.py) and all again whenever the graph is rebuilt (a network load) or reports
 are seeded in bulk. A report erased with its author or purged for its age takes its rows with it
-(``ON DELETE CASCADE``, migration 0015), in the deleting transaction: nothing else needs telling.
+(``ON DELETE CASCADE``, migration 0017), in the deleting transaction: nothing else needs telling.
 Whether a report still counts (its age, a rejection) is decided when the route is sought.
 """
 

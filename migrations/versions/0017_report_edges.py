@@ -1,7 +1,7 @@
 """The street edges each report lies near, so that a safer route's penalties are a join.
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-02
 
 - ``report_edges``: one row per (street edge, report) where the report's route, or its place when it
@@ -15,8 +15,8 @@ Forward only: once landed, a migration is never edited; a change is a new migrat
 """
 from alembic import op
 
-revision = "0015"
-down_revision = "0014"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
