@@ -381,7 +381,7 @@ function addBaseLayer(map) {
       const element = document.createElement("div");
       element.className = "station-label";
       element.textContent = station.properties.name;
-      markers.set(station.properties.id, new maplibregl.Marker({ element, anchor: "bottom" })
+      markers.set(station.properties.id, new maplibregl.Marker({ element, anchor: "bottom", offset: [0, -5] })
         .setLngLat(station.geometry.coordinates).addTo(map));
     }
     // The streets in view, where the shipped network covers.
@@ -497,8 +497,8 @@ function hubClicked(id) {
 /* ---- opening hours: a weekly editor over the API's form ("24/7" or {day: [[opens, closes]]}) ---- */
 
 const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-const OPENS = "^([01][0-9]|2[0-3]):[0-5][0-9]$";       // 00:00 to 23:59
-const CLOSES = "^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"; // or 24:00, to close at midnight
+const OPENS = /^([01][0-9]|2[0-3]):[0-5][0-9]$/;       // 00:00 to 23:59
+const CLOSES = /^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$/; // or 24:00, to close at midnight
 const MAX_RANGES_PER_DAY = 6;
 
 function describeHours(hours) {
@@ -512,7 +512,7 @@ function hoursRange(day, [opens, closes] = ["", ""]) {
   const input = (value, pattern, key, name) => {
     const field = document.createElement("input");
     Object.assign(field, { value, name, inputMode: "numeric", placeholder: "HH:MM", size: 5, maxLength: 5 });
-    field.pattern = pattern;
+    field.dataset.pattern = pattern.source;
     field.setAttribute("aria-label", t(key, { day: t(`days.${day}`) }));
     return field;
   };
@@ -573,12 +573,15 @@ function hoursFromEditor() {
     const day = dayRow.dataset.day;
     const ranges = $$(".hours-range", dayRow).map((row) => [row.querySelector("[name=opens]"), row.querySelector("[name=closes]")]);
     for (const [opens, closes] of ranges) {
-      if (!opens.value || !closes.value || !opens.checkValidity() || !closes.checkValidity()) {
-        return { error: t("hubs.hours_incomplete", { day: t(`days.${day}`) }), field: !opens.value || !opens.checkValidity() ? opens : closes };
+      for (const field of [opens, closes]) field.removeAttribute("aria-invalid");
+      const bad = [opens, closes].find((field) => !new RegExp(field.dataset.pattern).test(field.value.trim()));
+      if (bad) {
+        bad.setAttribute("aria-invalid", "true");
+        return { error: t("hubs.hours_incomplete", { day: t(`days.${day}`) }), field: bad };
       }
-      if (opens.value === closes.value) return { error: t("hubs.hours_empty", { day: t(`days.${day}`) }), field: closes };
+      if (opens.value.trim() === closes.value.trim()) return { error: t("hubs.hours_empty", { day: t(`days.${day}`) }), field: closes };
     }
-    if (ranges.length) hours[day] = ranges.map(([opens, closes]) => [opens.value, closes.value]);
+    if (ranges.length) hours[day] = ranges.map(([opens, closes]) => [opens.value.trim(), closes.value.trim()]);
   }
   return { hours };
 }
