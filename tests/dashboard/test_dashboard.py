@@ -314,5 +314,7 @@ def test_development_sign_in_validates_its_input(client, body, field):
 def test_map_outline_data_is_served_and_nothing_else(client):
     assert client.get("/dashboard/data/boroughs.geojson").status_code == 200
     assert client.get("/dashboard/data/underground.geojson").status_code == 200
+    stations = client.get("/dashboard/data/stations.geojson")
+    assert stations.status_code == 200 and len(stations.json["features"]) == 420
     assert client.get("/dashboard/data/secrets.geojson").status_code == 404
     assert client.get("/dashboard").status_code == 308 or client.get("/dashboard").status_code == 302

@@ -289,6 +289,16 @@ function createMap() {
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
   map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
   state.map = map;
+  // MapLibre shows a compact attribution opened until the map is first dragged; folded to its (i)
+  // button from the start it covers neither the legend nor the scale, and opens again on a click.
+  map.once("idle", () => {
+    const attribution = $(".maplibregl-ctrl-attrib.maplibregl-compact-show");
+    if (attribution) {
+      attribution.classList.remove("maplibregl-compact-show");
+      attribution.removeAttribute("open");
+    }
+    document.body.dataset.attributionFolded = "true";
+  });
   return new Promise((resolve) => map.on("load", () => { addLayers(map); resolve(map); }));
 }
 
