@@ -57,6 +57,15 @@ def test_demo_staffed_stations_carry_real_station_names_once_each():
     seed_hubs()
     names = db.session.scalars(select(SafeHub.name).where(SafeHub.kind == "staffed_station")).all()
     assert len(names) == len(set(names)) == 420  # no "Bakerloo line station, Brent" fifteen times
+    # A database seeded by an earlier demo loses its unnamed stations on the next seed.
+    from backend.demo.hubs import _earlier_station_ids
+
+    earlier = _earlier_station_ids()[0]
+    db.session.add(SafeHub(id=earlier, name="Bakerloo line station, Brent", kind="staffed_station",
+                           location="SRID=4326;POINT(-0.25 51.55)", opening_hours="24/7"))
+    db.session.flush()
+    assert seed_hubs() == 0
+    assert db.session.get(SafeHub, earlier) is None
     stations = json.loads((Path(__file__).resolve().parents[1] / "data" / "london_stations.geojson").read_text())
     real = {f["properties"]["name"] for f in stations["features"]}
     assert {"Brixton station", "King's Cross & St Pancras International station", "Peckham Rye station"} <= set(names)

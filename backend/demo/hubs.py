@@ -11,10 +11,10 @@ import random
 import uuid
 from collections import Counter
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 
-from backend.demo.seed import DATA_DIR
+from backend.demo.seed import DATA_DIR, _load_track
 from backend.extensions import db
 from backend.hubs.models import SafeHub
 
@@ -82,8 +82,16 @@ def demo_hubs(seed: int = 2026) -> list[dict]:
     return hubs
 
 
+def _earlier_station_ids() -> list[uuid.UUID]:
+    """The ids of the staffed-station hubs earlier demos made from the track data's segment ends
+    (named "<line> station, <borough>"), which the named stations replace."""
+    return [uuid.uuid5(NAMESPACE, f"station:{s.lon:.4f},{s.lat:.4f}") for s in _load_track()[0]]
+
+
 def seed_hubs() -> int:
-    """Insert the demo hubs that are not there yet; returns how many were new."""
+    """Insert the demo hubs that are not there yet (removing an earlier demo's unnamed stations);
+    returns how many were new."""
+    db.session.execute(delete(SafeHub).where(SafeHub.id.in_(_earlier_station_ids())))
     before = db.session.scalar(select(func.count()).select_from(SafeHub))
     rows = demo_hubs()
     db.session.execute(insert(SafeHub).on_conflict_do_nothing(index_elements=[SafeHub.id]), rows)
