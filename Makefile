@@ -8,7 +8,7 @@ WITH_STACK := deploy/local/with-stack
 CLI := $(WITH_STACK) $(VENV)/bin/safetravel
 DEMO_REPORTS ?= 25000
 
-.PHONY: help demo run test test-faults test-fuzz lint browser bench-ingest bench-heatmap bench-alerts bench-export bench-load bench-routes bench-app app-screenshots stack down migrate councils streets seed venv clean
+.PHONY: help demo run test test-faults test-fuzz lint browser bench-ingest bench-heatmap bench-alerts bench-export bench-load bench-routes bench-app app-screenshots dashboard-screenshots stack down migrate councils streets seed venv clean
 
 help:
 	@echo "make demo          run the whole platform with London demo data (Ctrl-C stops it)"
@@ -106,6 +106,10 @@ bench-app: venv stack browser
 # The phone-sized pictures of the commuter's app in docs/images/ (docs/app.md).
 app-screenshots: venv stack browser
 	@$(WITH_STACK) $(VENV)/bin/python -m bench.app_screenshots
+
+# The pictures of the dashboard in docs/images/ (README, docs/dashboard.md).
+dashboard-screenshots: venv stack browser
+	@$(WITH_STACK) $(VENV)/bin/python -m bench.dashboard_screenshots
 
 clean:
 	@$(STACK) purge

@@ -111,9 +111,10 @@ def demo() -> None:
 @click.option("--reports", "count", default=25_000, show_default=True, help="how many reports")
 @click.option("--seed", default=2026, show_default=True, help="random seed (same seed, same data)")
 def demo_seed(count: int, seed: int) -> None:
-    """Seed realistic safe hubs and reports around London's Underground (idempotent: re-running adds
-    nothing), then rebuild the heatmap and the reports' nearby streets so that the reports show on the
-    map and in safer routes (seeding skips the per-report jobs)."""
+    """Seed realistic safe hubs, commuters' devices and reports around London's stations (idempotent:
+    re-running adds nothing), then rebuild the heatmap and the reports' nearby streets so that the
+    reports show on the map and in safer routes (seeding skips the per-report jobs)."""
+    from backend.demo.devices import seed_devices
     from backend.demo.hubs import seed_hubs
     from backend.demo.seed import seed_reports
     from backend.heatmap.rebuild import rebuild
@@ -122,6 +123,9 @@ def demo_seed(count: int, seed: int) -> None:
     hubs = seed_hubs()
     db.session.commit()
     click.echo(f"demo safe hubs: {hubs} new")
+    devices = seed_devices()
+    db.session.commit()
+    click.echo(f"demo devices: {devices} new")
     created = seed_reports(count=count, seed=seed)
     db.session.commit()
     click.echo(f"demo reports: {created} new, {count - created} already there")

@@ -49,3 +49,7 @@ class MetaSchema(Schema):
                                                        "hours in filters, hubs' opening hours", "example": "Europe/London"})
     vocabulary = fields.Nested(VocabularySchema)
     report_limits = fields.Nested(ReportLimitsSchema)
+    push_notifications = fields.String(metadata={
+        "description": "`fcm`: alerts are pushed through Firebase Cloud Messaging; `logged`: no FCM credentials "
+                       "are configured (GOOGLE_APPLICATION_CREDENTIALS), so pushes are only written to the "
+                       "worker's log and reach no phone (development, the demo)", "example": "fcm"})

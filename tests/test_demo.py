@@ -44,7 +44,59 @@ def test_demo_hubs_are_stations_venues_and_hospitals_and_seed_once():
     first = seed_hubs()
     assert first > 300 and seed_hubs() == 0
     kinds = dict(db.session.execute(select(SafeHub.kind, func.count()).group_by(SafeHub.kind)).all())
-    assert kinds["staffed_station"] > 250 and kinds["hospital"] == 10 and kinds["safe_haven"] + kinds["venue"] == 40
+    assert kinds["staffed_station"] == 420 and kinds["hospital"] == 10 and kinds["safe_haven"] + kinds["venue"] == 40
+
+
+def test_demo_staffed_stations_carry_real_station_names_once_each():
+    import json
+    from pathlib import Path
+
+    from backend.demo.hubs import seed_hubs
+    from backend.hubs.models import SafeHub
+
+    seed_hubs()
+    names = db.session.scalars(select(SafeHub.name).where(SafeHub.kind == "staffed_station")).all()
+    assert len(names) == len(set(names)) == 420  # no "Bakerloo line station, Brent" fifteen times
+    # A database seeded by an earlier demo loses its unnamed stations on the next seed.
+    from backend.demo.hubs import _earlier_station_ids
+
+    earlier = _earlier_station_ids()[0]
+    db.session.add(SafeHub(id=earlier, name="Bakerloo line station, Brent", kind="staffed_station",
+                           location="SRID=4326;POINT(-0.25 51.55)", opening_hours="24/7"))
+    db.session.flush()
+    assert seed_hubs() == 0
+    assert db.session.get(SafeHub, earlier) is None
+    stations = json.loads((Path(__file__).resolve().parents[1] / "data" / "london_stations.geojson").read_text())
+    real = {f["properties"]["name"] for f in stations["features"]}
+    assert {"Brixton station", "King's Cross & St Pancras International station", "Peckham Rye station"} <= set(names)
+    assert all(n.removesuffix(" station") in real or n.split(" station (")[0] in real for n in names), \
+        [n for n in names if not (n.removesuffix(" station") in real or n.split(" station (")[0] in real)]
+    brixton = db.session.execute(select(func.ST_X(SafeHub.location), func.ST_Y(SafeHub.location))
+                                 .where(SafeHub.name == "Brixton station")).one()
+    assert _metres(tuple(brixton), (-0.1145, 51.4627)) < 300
+
+
+def test_demo_devices_are_coarse_varied_spread_and_reached_by_a_first_alert():
+    from shapely.geometry import Point
+
+    from backend.demo.devices import seed_devices
+    from backend.devices.models import Device
+    from backend.geo import coarse
+
+    assert seed_devices(count=600) == 600 and seed_devices(count=600) == 0
+    rows = db.session.execute(select(func.ST_X(Device.location), func.ST_Y(Device.location), Device.radius_m,
+                                     Device.audience)).all()
+    assert {r.audience for r in rows} == {"commuter"}
+    assert all((x, y) == tuple(coarse(Point(x, y)).coords[0]) for x, y, _, _ in rows)  # stored coarse, as the API does
+    radii = Counter(r.radius_m for r in rows)
+    assert len(radii) >= 4 and radii.most_common(1)[0][0] == 1000
+    central = sum(1 for x, y, _, _ in rows if _metres((x, y), (-0.1246, 51.5080)) < 4500)
+    assert 0.4 * len(rows) < central < 0.9 * len(rows)  # near work in the centre, and near home all over
+    assert max(_metres((x, y), (-0.1246, 51.5080)) for x, y, _, _ in rows) > 15_000
+    # An alert of 500 m around Oxford Circus reaches someone (within each device's own radius too).
+    oxford_circus = (-0.1415, 51.5154)
+    reached = [r for r in rows if _metres((r[0], r[1]), oxford_circus) <= 500 + r.radius_m]
+    assert len(reached) >= 5
 
 
 def _point(ewkt: str) -> tuple[float, float]:

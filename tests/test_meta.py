@@ -36,8 +36,14 @@ def test_anyone_gets_the_time_zone_vocabulary_and_report_limits_without_signing_
             "max_accuracy_m": v.MAX_ACCURACY_M,
             "future_skew_s": v.FUTURE_SKEW_S,
         },
+        "push_notifications": "logged",  # the tests configure no FCM credentials
     }
-    assert list(response.json) == ["time_zone", "vocabulary", "report_limits"]  # the documented order
+    assert list(response.json) == ["time_zone", "vocabulary", "report_limits", "push_notifications"]  # documented order
+
+
+def test_the_meta_says_whether_pushes_reach_phones_or_are_only_logged(app, client, settings, monkeypatch):
+    monkeypatch.setitem(app.config, "SETTINGS", replace(settings, google_application_credentials="/etc/fcm.json"))
+    assert client.get(META).json["push_notifications"] == "fcm"
 
 
 def test_the_time_zone_is_the_configured_city_time_zone(app, client, settings, monkeypatch):

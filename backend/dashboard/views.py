@@ -14,7 +14,8 @@ from backend.devtokens import emulator_token
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard", static_folder="static", template_folder="templates")
 
 DATA_DIR = Path(__file__).resolve().parent.parent.parent / "data"
-MAP_DATA = {"boroughs": "london_boroughs.geojson", "underground": "london_tube_lines.geojson"}
+MAP_DATA = {"boroughs": "london_boroughs.geojson", "underground": "london_tube_lines.geojson",
+            "stations": "london_stations.geojson"}
 
 
 def dev_sign_in_allowed() -> bool:
@@ -45,7 +46,8 @@ def page():
 
 @bp.get("/data/<name>.geojson")
 def map_data(name: str):
-    """Borough outlines and Underground/DLR lines (data/, with their attributions in data/SOURCES.md)."""
+    """Borough outlines, Underground/DLR lines and TfL's stations (data/, with their attributions in
+    data/SOURCES.md): the map's outlines, its built-in base layer and the alert form's station pickers."""
     if name not in MAP_DATA:
         abort(404)
     return send_from_directory(DATA_DIR, MAP_DATA[name], mimetype="application/geo+json", max_age=86400)

@@ -1,18 +1,20 @@
-"""Realistic demo safe hubs for London: staffed Underground and DLR stations (from the track data
-in data/, named after their line and borough), late-night venues in the "Ask for Angela" style near
-the busiest stations, and hospitals with 24-hour emergency departments. Idempotent: each hub's id is
-derived from what it is, so seeding again adds nothing."""
+"""Realistic demo safe hubs for London: staffed stations (TfL's 420 rail, Underground, DLR, Overground
+and Elizabeth line stations in data/london_stations.geojson, under their real names), late-night
+venues in the "Ask for Angela" style near the busiest interchanges, and hospitals with 24-hour
+emergency departments. Idempotent: each hub's id is derived from what it is, so seeding again adds
+nothing."""
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
+from collections import Counter
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 
-from backend.councils.models import CouncilArea
-from backend.demo.seed import _load_track
+from backend.demo.seed import DATA_DIR, _load_track
 from backend.extensions import db
 from backend.hubs.models import SafeHub
 
@@ -39,32 +41,35 @@ HOSPITALS = (
 )
 
 
-def _borough(lon: float, lat: float) -> str | None:
-    return db.session.scalar(select(CouncilArea.name).where(
-        func.ST_Intersects(CouncilArea.geom, func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326))))
+def stations() -> list[dict]:
+    """TfL's stations (data/london_stations.geojson): id, name, lines, lon, lat, and `hub_name`, one
+    per station (the two Bethnal Greens, Underground and Overground, told apart by their lines)."""
+    features = json.loads((DATA_DIR / "london_stations.geojson").read_text(encoding="utf-8"))["features"]
+    names = Counter(f["properties"]["name"] for f in features)
+    return [{"id": f["properties"]["id"], "name": f["properties"]["name"], "lines": f["properties"]["lines"],
+             "hub_name": f"{f['properties']['name']} station" + (f" ({', '.join(f['properties']['lines'])})"
+                                                                 if names[f["properties"]["name"]] > 1 else ""),
+             "lon": f["geometry"]["coordinates"][0], "lat": f["geometry"]["coordinates"][1]} for f in features]
 
 
 def demo_hubs(seed: int = 2026) -> list[dict]:
     rng = random.Random(seed)
-    stations, _ = _load_track()
     hubs = []
-    for station in stations:
-        line = station.lines[0]
-        where = _borough(station.lon, station.lat) or "London"
+    for station in stations():
         hubs.append({
-            "id": uuid.uuid5(NAMESPACE, f"station:{station.lon:.4f},{station.lat:.4f}"),
-            "name": f"{line}{' line' if line != 'DLR' else ''} station, {where}",
-            "kind": "staffed_station", "location": f"SRID=4326;POINT({station.lon} {station.lat})",
+            "id": uuid.uuid5(NAMESPACE, f"tfl-station:{station['id']}"),
+            "name": station["hub_name"],
+            "kind": "staffed_station", "location": f"SRID=4326;POINT({station['lon']} {station['lat']})",
             "address": None, "phone": None,
-            "opening_hours": NIGHT_TUBE_HOURS if set(station.lines) & NIGHT_TUBE else STATION_HOURS,
+            "opening_hours": NIGHT_TUBE_HOURS if set(station["lines"]) & NIGHT_TUBE else STATION_HOURS,
         })
-    busiest = sorted(stations, key=lambda s: -len(s.lines))[:40]
+    busiest = sorted(stations(), key=lambda s: (-len(s["lines"]), s["name"]))[:40]
     for n, station in enumerate(busiest):
-        lon = station.lon + rng.uniform(-0.002, 0.002)
-        lat = station.lat + rng.uniform(-0.0015, 0.0015)
+        lon = station["lon"] + rng.uniform(-0.002, 0.002)
+        lat = station["lat"] + rng.uniform(-0.0015, 0.0015)
         hubs.append({
             "id": uuid.uuid5(NAMESPACE, f"venue:{n}"),
-            "name": f"Late-night venue {n + 1} (Ask for Angela), {_borough(lon, lat) or 'London'}",
+            "name": f"Late-night venue {n + 1} (Ask for Angela) near {station['name']}",
             "kind": "safe_haven" if n % 3 else "venue", "location": f"SRID=4326;POINT({lon:.6f} {lat:.6f})",
             "address": None, "phone": None, "opening_hours": VENUE_HOURS,
         })
@@ -77,8 +82,16 @@ def demo_hubs(seed: int = 2026) -> list[dict]:
     return hubs
 
 
+def _earlier_station_ids() -> list[uuid.UUID]:
+    """The ids of the staffed-station hubs earlier demos made from the track data's segment ends
+    (named "<line> station, <borough>"), which the named stations replace."""
+    return [uuid.uuid5(NAMESPACE, f"station:{s.lon:.4f},{s.lat:.4f}") for s in _load_track()[0]]
+
+
 def seed_hubs() -> int:
-    """Insert the demo hubs that are not there yet; returns how many were new."""
+    """Insert the demo hubs that are not there yet (removing an earlier demo's unnamed stations);
+    returns how many were new."""
+    db.session.execute(delete(SafeHub).where(SafeHub.id.in_(_earlier_station_ids())))
     before = db.session.scalar(select(func.count()).select_from(SafeHub))
     rows = demo_hubs()
     db.session.execute(insert(SafeHub).on_conflict_do_nothing(index_elements=[SafeHub.id]), rows)

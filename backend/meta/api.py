@@ -41,6 +41,9 @@ def meta_document(settings: Settings) -> dict[str, Any]:
             "max_accuracy_m": v.MAX_ACCURACY_M,
             "future_skew_s": v.FUTURE_SKEW_S,
         },
+        # Without FCM credentials the notifier only logs pushes (backend/alerts/notifier.py): the
+        # dashboard says so on an alert's card instead of implying that phones were reached.
+        "push_notifications": "fcm" if settings.google_application_credentials else "logged",
     }
 
 

@@ -217,7 +217,10 @@ def test_staff_add_edit_and_close_a_safe_hub(open_dashboard, app):
     form.get_by_label("Kind").select_option("pharmacy")
     form.get_by_label("Longitude").fill(str(PECKHAM[0]))
     form.get_by_label("Latitude").fill(str(PECKHAM[1]))
-    form.get_by_label("Opening hours").fill('{"fri": [["18:00", "04:00"]]}')
+    form.get_by_label("Open 24/7").uncheck()
+    form.get_by_role("button", name="Fri: Add hours").click()
+    form.get_by_label("Fri: opens").fill("18:00")
+    form.get_by_label("Fri: closes").fill("04:00")
     page.get_by_role("button", name="Add hub").click()
     page.get_by_text("Saved Rye Lane pharmacy.").wait_for()
     form.get_by_label("Name").fill("Rye Lane late pharmacy")
@@ -312,5 +315,7 @@ def test_development_sign_in_validates_its_input(client, body, field):
 def test_map_outline_data_is_served_and_nothing_else(client):
     assert client.get("/dashboard/data/boroughs.geojson").status_code == 200
     assert client.get("/dashboard/data/underground.geojson").status_code == 200
+    stations = client.get("/dashboard/data/stations.geojson")
+    assert stations.status_code == 200 and len(stations.json["features"]) == 420
     assert client.get("/dashboard/data/secrets.geojson").status_code == 404
     assert client.get("/dashboard").status_code == 308 or client.get("/dashboard").status_code == 302

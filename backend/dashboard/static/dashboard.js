@@ -10,7 +10,7 @@ const $ = (selector, root = document) => root.querySelector(selector);
 const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
 
 const state = { token: null, user: null, meta: null, map: null, hubs: [], councils: [], alertCentre: null, picking: null,
-  stops: [1, 5, 20, 50, 150] };
+  stops: [1, 5, 20, 50, 150], stations: [] };
 
 // Labels for the API's words (GET /api/v1/meta lists the words), where the word itself, with spaces
 // for underscores, does not read well. A word the server adds later shows as itself until given one.
@@ -140,7 +140,7 @@ function signIn() {
       $("#dev-role").addEventListener("change", () => { $("#dev-council-label").hidden = $("#dev-role").value !== "council"; });
     }
     if (!CONFIG.devSignIn && !CONFIG.firebase) {
-      $("#sign-in-error").textContent = "Sign-in is not configured: set FIREBASE_WEB_API_KEY (see docs/operations.md).";
+      $("#sign-in-error").textContent = t("sign_in.not_configured");
       $("#sign-in-button").disabled = true;
     }
     form.addEventListener("submit", async (event) => {
@@ -272,6 +272,7 @@ function rescale() {
 maplibregl.setWorkerUrl("/dashboard/static/vendor/maplibre-gl/maplibre-gl-csp-worker.js");
 
 function createMap() {
+  // Without BASEMAP_STYLE_URL the page draws its own base layer from the shipped data (addBaseLayer).
   const plain = {
     version: 8,
     sources: {},
@@ -289,18 +290,28 @@ function createMap() {
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-right");
   map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
   state.map = map;
+  // MapLibre shows a compact attribution opened until the map is first dragged; folded to its (i)
+  // button from the start it covers neither the legend nor the scale, and opens again on a click.
+  map.once("idle", () => {
+    const attribution = $(".maplibregl-ctrl-attrib.maplibregl-compact-show");
+    if (attribution) {
+      attribution.classList.remove("maplibregl-compact-show");
+      attribution.removeAttribute("open");
+    }
+    document.body.dataset.attributionFolded = "true";
+  });
   return new Promise((resolve) => map.on("load", () => { addLayers(map); resolve(map); }));
 }
 
 function addLayers(map) {
-  map.addSource("boroughs", { type: "geojson", data: "/dashboard/data/boroughs.geojson",
-    attribution: "Boroughs: ONS, OGL v3; Underground: OpenStreetMap contributors (data/SOURCES.md)" });
+  map.addSource("boroughs", { type: "geojson", data: "/dashboard/data/boroughs.geojson", attribution: t("map.attribution") });
   map.addSource("underground", { type: "geojson", data: "/dashboard/data/underground.geojson" });
   map.addSource("heatmap", { type: "vector", tiles: [tileUrl(filtersFromForm())], minzoom: 0, maxzoom: 18 });
   map.addSource("hubs", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
   map.addSource("alert-area", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
 
   map.addLayer({ id: "boroughs-fill", type: "fill", source: "boroughs", paint: { "fill-color": "#ffffff", "fill-opacity": 0.35 } });
+  if (!CONFIG.basemapStyleUrl) addBaseLayer(map);
   map.addLayer({ id: "underground", type: "line", source: "underground",
     paint: { "line-color": "#6b7a8f", "line-width": 1.2, "line-opacity": 0.7 } });
   map.addLayer({ id: "heatmap", type: "fill", source: "heatmap", "source-layer": "heatmap",
@@ -315,16 +326,91 @@ function addLayers(map) {
     paint: { "circle-radius": ["interpolate", ["linear"], ["zoom"], 9, 2, 15, 6], "circle-color": "#1a9850",
       "circle-stroke-color": "#fff", "circle-stroke-width": 1 } });
 
+  // One popup for what is under the pointer: a hub drawn over a heatmap cell shows the hub.
   const popup = new maplibregl.Popup({ closeButton: false, closeOnClick: false });
-  map.on("mousemove", "heatmap", (event) => {
-    const p = event.features[0].properties;
-    const byCategory = state.meta.vocabulary.categories.map((c) => `${escapeHtml(label(c.name).toLowerCase())} ${p[c.name] || 0}`);
-    popup.setLngLat(event.lngLat).setHTML(`<strong>${p.count}</strong> reports<br>${byCategory.join(", ")}`).addTo(map);
+  map.on("mousemove", (event) => {
+    const [hub] = map.queryRenderedFeatures(event.point, { layers: ["hubs"] });
+    const [cell] = hub ? [] : map.queryRenderedFeatures(event.point, { layers: ["heatmap"] });
+    map.getCanvas().style.cursor = hub ? "pointer" : "";
+    if (hub) {
+      popup.setLngLat(hub.geometry.coordinates).setHTML(hubPopup(hub.properties.id)).addTo(map);
+    } else if (cell) {
+      const p = cell.properties;
+      const byCategory = state.meta.vocabulary.categories.map((c) => `${escapeHtml(label(c.name).toLowerCase())} ${p[c.name] || 0}`);
+      popup.setLngLat(event.lngLat).setHTML(t("map.cell", { count: p.count, categories: byCategory.join(", ") })).addTo(map);
+    } else {
+      popup.remove();
+    }
   });
-  map.on("mouseleave", "heatmap", () => popup.remove());
+  map.on("mouseout", () => popup.remove());
   map.on("idle", rescale);
-  map.on("click", "hubs", (event) => editHub(event.features[0].properties.id));
+  map.on("click", "hubs", (event) => hubClicked(event.features[0].properties.id));
   map.on("click", (event) => mapClicked(event.lngLat));
+}
+
+function hubPopup(id) {
+  const hub = state.hubs.find((h) => h.id === id);
+  if (!hub) return "";
+  return `<div class="hub-popup"><strong>${escapeHtml(hub.name)}</strong>${escapeHtml(label(hub.kind))}<br>${escapeHtml(describeHours(hub.opening_hours))}</div>`;
+}
+
+/* ---- the built-in base layer: the shipped streets and station names ------------------------------ */
+
+// Without a basemap (BASEMAP_STYLE_URL) the map still shows where things are: the streets of the
+// shipped network where it covers (GET /streets for the box in view, once zoomed in) and TfL's
+// stations with their names. Names are HTML markers, so no glyph server is needed: all of it works
+// offline, from this server alone.
+const BASE_STREETS_MIN_ZOOM = 14;
+const STATION_NAMES_MIN_ZOOM = 13;
+const MAX_STATION_NAMES = 120;
+
+function addBaseLayer(map) {
+  map.addSource("base-streets", { type: "geojson", data: { type: "FeatureCollection", features: [] },
+    attribution: t("map.streets_attribution") });
+  map.addSource("stations", { type: "geojson", data: "/dashboard/data/stations.geojson" });
+  map.addLayer({ id: "base-streets-casing", type: "line", source: "base-streets",
+    layout: { "line-cap": "round", "line-join": "round" },
+    paint: { "line-color": "#b4b9c1", "line-width": ["interpolate", ["linear"], ["zoom"], 14, 2.5, 18, 10] } });
+  map.addLayer({ id: "base-streets", type: "line", source: "base-streets",
+    layout: { "line-cap": "round", "line-join": "round" },
+    paint: { "line-color": "#ffffff", "line-width": ["interpolate", ["linear"], ["zoom"], 14, 1.5, 18, 8] } });
+  map.addLayer({ id: "stations", type: "circle", source: "stations",
+    paint: { "circle-radius": ["interpolate", ["linear"], ["zoom"], 9, 1.5, 15, 4], "circle-color": "#ffffff",
+      "circle-stroke-color": "#243041", "circle-stroke-width": 1 } });
+  const markers = new Map();
+  let request = 0;
+  const refresh = async () => {
+    const bounds = map.getBounds();
+    const zoom = map.getZoom();
+    // Station names for the stations in view, as HTML markers.
+    const wanted = zoom < STATION_NAMES_MIN_ZOOM ? [] : state.stations
+      .filter((s) => bounds.contains(s.geometry.coordinates)).slice(0, MAX_STATION_NAMES);
+    const keep = new Set(wanted.map((s) => s.properties.id));
+    for (const [id, marker] of markers) if (!keep.has(id)) { marker.remove(); markers.delete(id); }
+    for (const station of wanted) {
+      if (markers.has(station.properties.id)) continue;
+      const element = document.createElement("div");
+      element.className = "station-label";
+      element.textContent = station.properties.name;
+      markers.set(station.properties.id, new maplibregl.Marker({ element, anchor: "bottom", offset: [0, -5] })
+        .setLngLat(station.geometry.coordinates).addTo(map));
+    }
+    // The streets in view, where the shipped network covers.
+    const ask = ++request;
+    let streets = { type: "FeatureCollection", features: [] };
+    const [west, south, east, north] = [bounds.getWest(), bounds.getSouth(), bounds.getEast(), bounds.getNorth()];
+    if (zoom >= BASE_STREETS_MIN_ZOOM && east - west <= 0.1 && north - south <= 0.1) {
+      const bbox = [west, south, east, north].map((v) => v.toFixed(5)).join(",");
+      streets = await api(`/streets?bbox=${bbox}`).catch(() => streets);
+    }
+    if (ask === request) map.getSource("base-streets").setData(streets);
+    document.body.dataset.baseLayer = "drawn";
+  };
+  fetch("/dashboard/data/stations.geojson").then((r) => r.json()).then((data) => {
+    state.stations = data.features;
+    map.on("moveend", refresh);
+    refresh();
+  }).catch(showError);
 }
 
 async function fitToOwnArea() {
@@ -425,9 +511,114 @@ async function loadHubs() {
   state.hubs = Array.isArray(data) ? data : data.items;
   state.map.getSource("hubs").setData({ type: "FeatureCollection", features: state.hubs.map((h) => ({
     type: "Feature", geometry: h.location, properties: { id: h.id, name: h.name } })) });
-  $("#hubs-count").textContent = `${state.hubs.length} safe hubs on the map.`;
+  $("#hubs-count").textContent = t("hubs.count", { count: state.hubs.length });
+  const chosen = $("#alert-hub").value;
   $("#alert-hub").innerHTML = [...state.hubs].sort((a, b) => a.name.localeCompare(b.name))
     .map((h) => `<option value="${h.id}">${escapeHtml(h.name)}</option>`).join("");
+  if (chosen) $("#alert-hub").value = chosen;
+}
+
+// A hub clicked on the map: the alert's centre when an alert is being aimed at a hub, else edited.
+function hubClicked(id) {
+  const form = $("#alert-form");
+  if (!$("#tab-alerts").hidden && form.where.value === "hub") {
+    form.hub.value = id;
+    aimAtChosenPlace();
+    return;
+  }
+  editHub(id);
+}
+
+/* ---- opening hours: a weekly editor over the API's form ("24/7" or {day: [[opens, closes]]}) ---- */
+
+const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+const OPENS = /^([01][0-9]|2[0-3]):[0-5][0-9]$/;       // 00:00 to 23:59
+const CLOSES = /^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$/; // or 24:00, to close at midnight
+const MAX_RANGES_PER_DAY = 6;
+
+function describeHours(hours) {
+  if (hours === "24/7") return t("hubs.popup_open_always");
+  return WEEKDAYS.map((day) => `${t(`days.${day}`)} ${(hours[day] || []).map(([a, b]) => `${a}–${b}`).join(", ") || t("hubs.hours_closed")}`).join("; ");
+}
+
+function hoursRange(day, [opens, closes] = ["", ""]) {
+  const row = document.createElement("div");
+  row.className = "hours-range";
+  const input = (value, pattern, key, name) => {
+    const field = document.createElement("input");
+    Object.assign(field, { value, name, inputMode: "numeric", placeholder: "HH:MM", size: 5, maxLength: 5 });
+    field.dataset.pattern = pattern.source;
+    field.setAttribute("aria-label", t(key, { day: t(`days.${day}`) }));
+    return field;
+  };
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.textContent = t("hubs.hours_remove");
+  remove.addEventListener("click", () => { const list = row.parentElement; row.remove(); updateDay(list.closest(".hours-day")); });
+  row.append(input(opens, OPENS, "hubs.hours_from_label", "opens"), "–", input(closes, CLOSES, "hubs.hours_to_label", "closes"), remove);
+  remove.setAttribute("aria-label", t("hubs.hours_remove_label", { day: t(`days.${day}`), from: opens || "…", to: closes || "…" }));
+  return row;
+}
+
+function updateDay(dayRow) {
+  const count = $$(".hours-range", dayRow).length;
+  $(".closed", dayRow).hidden = count > 0;
+  $(".add-range", dayRow).disabled = count >= MAX_RANGES_PER_DAY;
+}
+
+function setHours(hours) {
+  const always = hours === "24/7";
+  $("#hours-always").checked = always;
+  $("#hours-days").hidden = always;
+  $("#hours-error").textContent = "";
+  $("#hours-days").replaceChildren(...WEEKDAYS.map((day) => {
+    const dayRow = document.createElement("div");
+    dayRow.className = "hours-day";
+    dayRow.dataset.day = day;
+    const name = document.createElement("span");
+    name.className = "day-name";
+    name.textContent = t(`days.${day}`);
+    const ranges = document.createElement("div");
+    ranges.className = "ranges";
+    const closed = document.createElement("span");
+    closed.className = "closed";
+    closed.textContent = t("hubs.hours_closed");
+    const add = document.createElement("button");
+    add.type = "button";
+    add.className = "add-range";
+    add.textContent = t("hubs.hours_add");
+    add.setAttribute("aria-label", `${t(`days.${day}`)}: ${t("hubs.hours_add")}`);
+    add.addEventListener("click", () => { $(".ranges-list", dayRow).append(hoursRange(day)); updateDay(dayRow); });
+    const list = document.createElement("div");
+    list.className = "ranges-list";
+    list.append(...((always ? [] : hours[day]) || []).map((pair) => hoursRange(day, pair)));
+    ranges.append(list, closed, add);
+    dayRow.append(name, ranges);
+    updateDay(dayRow);
+    return dayRow;
+  }));
+}
+
+// The hours in the editor as the API takes them, or an error naming the day (the API's own rules:
+// HH:MM times, 24:00 only to close, a range that closes before it opens runs past midnight).
+function hoursFromEditor() {
+  if ($("#hours-always").checked) return { hours: "24/7" };
+  const hours = {};
+  for (const dayRow of $$("#hours-days .hours-day")) {
+    const day = dayRow.dataset.day;
+    const ranges = $$(".hours-range", dayRow).map((row) => [row.querySelector("[name=opens]"), row.querySelector("[name=closes]")]);
+    for (const [opens, closes] of ranges) {
+      for (const field of [opens, closes]) field.removeAttribute("aria-invalid");
+      const bad = [opens, closes].find((field) => !new RegExp(field.dataset.pattern).test(field.value.trim()));
+      if (bad) {
+        bad.setAttribute("aria-invalid", "true");
+        return { error: t("hubs.hours_incomplete", { day: t(`days.${day}`) }), field: bad };
+      }
+      if (opens.value.trim() === closes.value.trim()) return { error: t("hubs.hours_empty", { day: t(`days.${day}`) }), field: closes };
+    }
+    if (ranges.length) hours[day] = ranges.map(([opens, closes]) => [opens.value.trim(), closes.value.trim()]);
+  }
+  return { hours };
 }
 
 function editHub(id) {
@@ -441,17 +632,18 @@ function editHub(id) {
   [form.lon.value, form.lat.value] = hub.location.coordinates;
   form.address.value = hub.address || "";
   form.phone.value = hub.phone || "";
-  form.opening_hours.value = typeof hub.opening_hours === "string" ? hub.opening_hours : JSON.stringify(hub.opening_hours);
-  $("#hub-save").textContent = "Save changes";
+  setHours(hub.opening_hours);
+  $("#hub-save").textContent = t("hubs.save");
   $("#hub-close").hidden = false;
-  $("#hub-message").textContent = `Editing ${hub.name}.`;
+  $("#hub-message").textContent = t("hubs.editing", { name: hub.name });
 }
 
 function newHub() {
   const form = $("#hub-form");
   form.reset();
   form.id.value = "";
-  $("#hub-save").textContent = "Add hub";
+  setHours("24/7");
+  $("#hub-save").textContent = t("hubs.add");
   $("#hub-close").hidden = true;
   $("#hub-message").textContent = "";
 }
@@ -459,13 +651,9 @@ function newHub() {
 async function saveHub(event) {
   event.preventDefault();
   const form = event.target;
-  let hours = form.opening_hours.value.trim();
-  try {
-    if (hours !== "24/7") hours = JSON.parse(hours);
-  } catch {
-    $("#hub-message").textContent = "Opening hours: 24/7, or JSON such as {\"fri\": [[\"18:00\", \"04:00\"]]}.";
-    return;
-  }
+  const { hours, error, field } = hoursFromEditor();
+  $("#hours-error").textContent = error || "";
+  if (error) { field.focus(); return; }
   const body = {
     name: form.name.value, kind: form.kind.value, opening_hours: hours,
     location: { type: "Point", coordinates: [Number(form.lon.value), Number(form.lat.value)] },
@@ -477,7 +665,7 @@ async function saveHub(event) {
       : await api("/safe-hubs", { method: "POST", body });
     await loadHubs();
     editHub(hub.id);
-    $("#hub-message").textContent = `Saved ${hub.name}.`;
+    $("#hub-message").textContent = t("hubs.saved", { name: hub.name });
   } catch (error) {
     $("#hub-message").textContent = error.detail ? error.detail() : error.message;
   }
@@ -485,23 +673,55 @@ async function saveHub(event) {
 
 async function closeHub() {
   const form = $("#hub-form");
-  if (!form.id.value || !confirm(`Close ${form.name.value}? It will no longer be offered to commuters.`)) return;
+  if (!form.id.value || !confirm(t("hubs.close_confirm", { name: form.name.value }))) return;
   await api(`/safe-hubs/${form.id.value}`, { method: "DELETE" });
   const name = form.name.value;
   newHub();
   await loadHubs();
-  $("#hub-message").textContent = `Closed ${name}.`;
+  $("#hub-message").textContent = t("hubs.closed", { name });
 }
 
 /* ---- alerts ----------------------------------------------------------------------------------- */
 
-function alertCentre() {
+// The alert's centre and what it is (a hub, a station, or a point clicked on the map).
+function alertPlace() {
   const form = $("#alert-form");
   if (form.where.value === "hub") {
     const hub = state.hubs.find((h) => h.id === form.hub.value);
-    return hub ? hub.location.coordinates : null;
+    return hub ? { centre: hub.location.coordinates, name: hub.name, hub } : null;
   }
-  return state.alertCentre;
+  if (form.where.value === "station") {
+    const station = state.stations.find((s) => s.properties.id === form.station.value);
+    return station ? { centre: station.geometry.coordinates, name: station.properties.name } : null;
+  }
+  return state.alertCentre ? { centre: state.alertCentre } : null;
+}
+
+// The station pickers: TfL's lines, and the stations on the line chosen (data/london_stations.geojson).
+function fillStationPickers() {
+  const lines = [...new Set(state.stations.flatMap((s) => s.properties.lines))].sort((a, b) => a.localeCompare(b));
+  $("#alert-line").innerHTML = `<option value="">${escapeHtml(t("alerts.line_any"))}</option>` +
+    lines.map((l) => `<option value="${escapeHtml(l)}">${escapeHtml(l)}</option>`).join("");
+  fillStations();
+}
+
+function fillStations() {
+  const line = $("#alert-line").value;
+  const chosen = $("#alert-station").value;
+  const stations = state.stations.filter((s) => !line || s.properties.lines.includes(line))
+    .sort((a, b) => a.properties.name.localeCompare(b.properties.name));
+  $("#alert-station").innerHTML = stations.map((s) =>
+    `<option value="${escapeHtml(s.properties.id)}">${escapeHtml(s.properties.name)}</option>`).join("");
+  if (stations.some((s) => s.properties.id === chosen)) $("#alert-station").value = chosen;
+}
+
+// A hub or station chosen: the map centres on it, and the circle is drawn before anything is sent.
+function aimAtChosenPlace() {
+  const place = alertPlace();
+  drawAlertArea();
+  if (place && $("#alert-form").where.value !== "circle") {
+    state.map.flyTo({ center: place.centre, zoom: Math.max(state.map.getZoom(), 14) });
+  }
 }
 
 // The circle comes from the server (GET /alerts/circle), which measures distances as it will when
@@ -509,10 +729,14 @@ function alertCentre() {
 let alertAreaRequest = 0;
 async function drawAlertArea() {
   const form = $("#alert-form");
-  const centre = alertCentre();
+  const place = alertPlace();
+  const centre = place && place.centre;
   const radius = form.radius_m.value;
-  $("#alert-hub-label").hidden = form.where.value !== "hub";
-  $("#alert-centre").textContent = centre ? `Centre ${centre[0].toFixed(5)}, ${centre[1].toFixed(5)}` : "No centre yet.";
+  $("#alert-hub-label").hidden = $("#alert-hub-hint").hidden = form.where.value !== "hub";
+  $("#alert-station-fields").hidden = form.where.value !== "station";
+  const where = centre && { lon: centre[0].toFixed(5), lat: centre[1].toFixed(5), name: place.name };
+  $("#alert-centre").textContent = !centre ? t("alerts.no_centre")
+    : t(place.name ? "alerts.centre_named" : "alerts.centre", where);
   const request = ++alertAreaRequest;
   let features = [];
   if (centre && radius && form.radius_m.checkValidity()) {
@@ -531,10 +755,14 @@ async function sendAlert(event) {
   const form = event.target;
   $("#alert-error").textContent = "";
   const radius = Number(form.radius_m.value);
+  const place = alertPlace();
   let area;
-  if (form.where.value === "hub") area = { safe_hub_id: form.hub.value, radius_m: radius };
-  else if (state.alertCentre) area = { center: { type: "Point", coordinates: state.alertCentre }, radius_m: radius };
-  else { $("#alert-error").textContent = "Click the map to place the alert's centre."; return; }
+  if (form.where.value === "hub" && place) area = { safe_hub_id: place.hub.id, radius_m: radius };
+  else if (place) area = { center: { type: "Point", coordinates: place.centre }, radius_m: radius };
+  else {
+    $("#alert-error").textContent = t({ hub: "alerts.pick_hub", station: "alerts.pick_station" }[form.where.value] || "alerts.place_centre");
+    return;
+  }
   const expires = new Date(Date.now() + Number(form.expires_h.value) * 3600 * 1000).toISOString();
   try {
     const alert = await api("/alerts", { method: "POST", body: {
@@ -550,11 +778,14 @@ async function watchAlert(id) {
   card.hidden = false;
   for (let i = 0; i < 600; i++) {
     const a = await api(`/alerts/${id}`);
+    const figures = ["targeted", "sent", "failed", "pruned"].map((name) =>
+      `<div><dt>${escapeHtml(t(`alerts.figure_${name}`))}</dt><dd data-figure="${name}">${a[name]}</dd></div>`).join("");
+    // Without FCM credentials (GET /meta push_notifications) "sent" means logged: say so on the card.
+    const logged = state.meta.push_notifications === "logged"
+      ? `<p class="hint" data-note="pushes-logged">${escapeHtml(t("alerts.pushes_logged"))}</p>` : "";
     card.innerHTML = `<strong>${escapeHtml(a.title)}</strong> <span class="badge" data-status="${a.status}">${a.status}</span>
-      <dl class="figures"><div><dt>targeted</dt><dd data-figure="targeted">${a.targeted}</dd></div>
-      <div><dt>sent</dt><dd data-figure="sent">${a.sent}</dd></div><div><dt>failed</dt><dd data-figure="failed">${a.failed}</dd></div>
-      <div><dt>pruned</dt><dd data-figure="pruned">${a.pruned}</dd></div></dl>${a.status === "failed" && a.last_error
-        ? `<p class="error" data-figure="last_error">${escapeHtml(a.last_error)}</p>` : ""}`;
+      <dl class="figures">${figures}</dl>${a.status === "failed" && a.last_error
+        ? `<p class="error" data-figure="last_error">${escapeHtml(a.last_error)}</p>` : ""}${logged}`;
     if (a.status === "sent" || a.status === "failed") return;
     await sleep(1000);
   }
@@ -573,9 +804,9 @@ async function loadWaitingClusters() {
     item.dataset.id = a.id;
     const when = new Date(a.created_at).toLocaleTimeString("en-GB", { timeZone: state.meta.time_zone, hour: "2-digit", minute: "2-digit" });
     item.innerHTML = `<div><strong>${escapeHtml(a.title)}</strong> <span class="badge" data-severity="${escapeHtml(a.severity)}">${escapeHtml(a.severity)}</span></div>
-      <p>${escapeHtml(a.body)}</p><p class="hint">Detected at ${escapeHtml(when)}; sent to the safety team.</p>
-      <div class="row"><button type="button" data-action="show">Show cluster on the map</button>
-      <button type="button" data-action="confirm">Push to commuters</button></div><p class="result" role="status"></p>`;
+      <p>${escapeHtml(a.body)}</p><p class="hint">${escapeHtml(t("alerts.cluster_detected", { time: when }))}</p>
+      <div class="row"><button type="button" data-action="show">${escapeHtml(t("alerts.cluster_show"))}</button>
+      <button type="button" data-action="confirm">${escapeHtml(t("alerts.cluster_confirm"))}</button></div><p class="result" role="status"></p>`;
     $("[data-action=show]", item).addEventListener("click", () => showCluster(a).catch(showError));
     $("[data-action=confirm]", item).addEventListener("click", () => confirmCluster(a, item));
     return item;
@@ -594,7 +825,7 @@ async function confirmCluster(alert, item) {
   button.disabled = true;
   try {
     await api(`/alerts/${alert.id}/confirm`, { method: "POST" });
-    $(".result", item).textContent = "Confirmed: being pushed to commuters nearby.";
+    $(".result", item).textContent = t("alerts.cluster_confirmed");
     watchAlert(alert.id);
   } catch (error) {
     button.disabled = false;
@@ -635,14 +866,15 @@ async function requestExport(event) {
 }
 
 function exportItem(e) {
-  const name = (state.councils.find((c) => c.code === e.council) || {}).name || e.council || "area";
+  const name = (state.councils.find((c) => c.code === e.council) || {}).name || e.council || t("exports.area");
   const item = document.createElement("li");
   item.className = "export";
   item.dataset.id = e.id;
-  item.innerHTML = `<div><strong>${escapeHtml(name)}</strong> ${e.from} to ${e.to} · ${e.format.toUpperCase()}</div>
-    <progress max="100" value="${e.progress}" aria-label="progress">${e.progress}%</progress>
-    <span class="export-status" data-status="${e.status}">${e.status}${e.status === "done" ? `, ${e.rows} places` : ""}${e.error ? `: ${escapeHtml(e.error)}` : ""}</span>
-    ${e.download_url ? `<button type="button" class="download">Download</button>` : ""}`;
+  const status = e.status === "done" ? t("exports.places", { status: e.status, rows: e.rows }) : e.status;
+  item.innerHTML = `<div><strong>${escapeHtml(name)}</strong> ${escapeHtml(t("exports.range", { from: e.from, to: e.to, format: e.format.toUpperCase() }))}</div>
+    <progress max="100" value="${e.progress}" aria-label="${escapeHtml(t("exports.progress"))}">${e.progress}%</progress>
+    <span class="export-status" data-status="${e.status}">${escapeHtml(status)}${e.error ? `: ${escapeHtml(e.error)}` : ""}</span>
+    ${e.download_url ? `<button type="button" class="download">${escapeHtml(t("exports.download"))}</button>` : ""}`;
   const button = item.querySelector(".download");
   if (button) button.addEventListener("click", () => download(e));
   return item;
@@ -715,7 +947,7 @@ function mapClicked(lngLat) {
     const form = $("#hub-form");
     [form.lon.value, form.lat.value] = coordinates;
     state.picking = null;
-    $("#hub-message").textContent = "Place set.";
+    $("#hub-message").textContent = t("hubs.place_set");
     return;
   }
   if (!$("#tab-alerts").hidden && $("#alert-form").where.value === "circle") {
@@ -745,16 +977,20 @@ async function main() {
   formFromUrl();
   await authenticate();
   const { role, council } = state.user;
-  const roleName = { safety_team: "Safety team", admin: "Admin", council: "Council officer", commuter: "Commuter" }[role];
+  const roleName = t(`roles.${role}`);
   $("#sign-out").hidden = false;
   $("#sign-out").addEventListener("click", signOut);
   if (!isStaff() && role !== "council") {
-    $("#who").textContent = "This dashboard is for safety teams and councils.";
+    // A commuter (or any other account): no map and no tabs, but where to go instead.
+    $(".layout").hidden = true;
+    $("#staff-only").hidden = false;
+    $("#who").textContent = t("page.staff_only_who");
+    document.body.dataset.ready = "staff-only";
     return;
   }
   state.councils = await api("/councils");
   const councilName = council ? ((state.councils.find((c) => c.code === council) || {}).name || council) : null;
-  $("#who").textContent = `${roleName}${councilName ? ` · ${councilName}` : ""}`;
+  $("#who").textContent = councilName ? t("page.who_council", { role: roleName, council: councilName }) : t("page.who", { role: roleName });
   $$("[data-staff]").forEach((el) => { if (!isStaff()) el.hidden = true; });
   $$(".tabs [role=tab]").forEach((b) => b.addEventListener("click", () => selectTab(b.dataset.tab)));
 
@@ -769,9 +1005,17 @@ async function main() {
   $("#hub-form").addEventListener("submit", saveHub);
   $("#hub-new").addEventListener("click", newHub);
   $("#hub-close").addEventListener("click", () => closeHub().catch(showError));
-  $("#hub-pick").addEventListener("click", () => { state.picking = "hub"; $("#hub-message").textContent = "Click the map to place the hub."; });
+  $("#hub-pick").addEventListener("click", () => { state.picking = "hub"; $("#hub-message").textContent = t("hubs.pick_prompt"); });
+  $("#hours-always").addEventListener("change", () => { $("#hours-days").hidden = $("#hours-always").checked; });
+  setHours("24/7");
+  if (!state.stations.length) state.stations = (await (await fetch("/dashboard/data/stations.geojson")).json()).features;
+  fillStationPickers();
   $("#alert-form").addEventListener("submit", sendAlert);
-  $("#alert-form").addEventListener("change", drawAlertArea);
+  $("#alert-form").addEventListener("change", (event) => {
+    if (event.target.name === "line") fillStations();
+    if (["where", "hub", "line", "station"].includes(event.target.name)) aimAtChosenPlace();
+    else drawAlertArea();
+  });
   $("#alert-form").radius_m.addEventListener("input", drawAlertArea);
   $("#export-form").addEventListener("submit", requestExport);
   await setUpExports();

@@ -30,27 +30,26 @@ async function showUnlitStreets() {
   const [west, south, east, north] = [bounds.getWest(), bounds.getSouth(), bounds.getEast(), bounds.getNorth()];
   if (east - west > STREETS_MAX_SPAN_DEG || north - south > STREETS_MAX_SPAN_DEG) {
     source.setData(emptyCollection());
-    status.textContent = "Zoom in to see the streets known to be unlit.";
+    status.textContent = t("streets.zoom_in");
     return;
   }
   const bbox = [west, south, east, north].map((v) => v.toFixed(5)).join(",");
   const streets = await api(`/streets?bbox=${bbox}&lit=no`);
   source.setData(streets);
   const count = streets.features.length;
-  status.textContent = `${count} street${count === 1 ? "" : "s"} known to be unlit in view` +
-    (streets.truncated ? " (the longest only)." : ".");
+  status.textContent = t("streets.unlit_count", { count }) + t(streets.truncated ? "streets.truncated" : "streets.full_stop");
 }
 
 function describeRoute(feature, afterDark) {
   const p = feature.properties;
   const reports = Object.entries(p.reports_nearby).map(([category, n]) => `${label(category).toLowerCase()} ${n}`);
   const parts = [
-    `${Math.round(p.length_m).toLocaleString("en-GB")} m, ${Math.round(p.walk_min)} min`,
-    reports.length ? `reports nearby: ${reports.join(", ")}` : "no reports nearby",
-    afterDark ? `${Math.round(p.unlit_m)} m unlit` : "daylight",
-    `${p.open_hubs_within_200m} open safe hub${p.open_hubs_within_200m === 1 ? "" : "s"} within 200 m`,
+    t("streets.length", { metres: Math.round(p.length_m).toLocaleString("en-GB"), minutes: Math.round(p.walk_min) }),
+    reports.length ? t("streets.reports_nearby", { reports: reports.join(", ") }) : t("streets.no_reports"),
+    afterDark ? t("streets.unlit_m", { metres: Math.round(p.unlit_m) }) : t("streets.daylight"),
+    t("streets.open_hubs", { count: p.open_hubs_within_200m }),
   ];
-  return `${label(p.kind)}: ${parts.join("; ")}`;
+  return t("streets.route", { kind: label(p.kind), parts: parts.join("; ") });
 }
 
 async function findRoutes(event) {
@@ -85,8 +84,7 @@ async function findRoutes(event) {
 
 function setUpStreets() {
   const map = state.map;
-  map.addSource("unlit-streets", { type: "geojson", data: emptyCollection(),
-    attribution: "Streets: © OpenStreetMap contributors, ODbL" });
+  map.addSource("unlit-streets", { type: "geojson", data: emptyCollection(), attribution: t("map.streets_attribution") });
   map.addSource("routes", { type: "geojson", data: emptyCollection() });
   map.addLayer({ id: "unlit-streets", type: "line", source: "unlit-streets",
     paint: { "line-color": "#6a1b9a", "line-width": 3, "line-opacity": 0.85 } });
@@ -102,7 +100,7 @@ function setUpStreets() {
   for (const end of ["from", "to"]) {
     $(`#route-pick-${end}`).addEventListener("click", () => {
       state.picking = `route-${end}`;
-      $("#route-error").textContent = `Click the map to place the ${end === "from" ? "start" : "end"}.`;
+      $("#route-error").textContent = t(end === "from" ? "streets.pick_start" : "streets.pick_end");
     });
   }
   map.on("click", (event) => {
