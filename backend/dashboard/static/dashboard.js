@@ -12,13 +12,15 @@ const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selec
 const state = { token: null, user: null, meta: null, map: null, hubs: [], councils: [], alertCentre: null, picking: null,
   stops: [1, 5, 20, 50, 150], stations: [] };
 
-// Labels for the API's words (GET /api/v1/meta lists the words), where the word itself, with spaces
-// for underscores, does not read well. A word the server adds later shows as itself until given one.
-const LABELS = { dlr: "DLR" };
-
+// Labels for the API's words (GET /api/v1/meta lists the words): the catalogue's "word.<word>" where the
+// word itself, with spaces for underscores, does not read well. A word the server adds later shows as
+// itself until the catalogue gives it one.
 function label(word) {
+  const key = `word.${word}`;
+  const given = t(key);
+  if (given !== key) return given;
   const text = String(word).replace(/_/g, " ");
-  return LABELS[word] || text.charAt(0).toUpperCase() + text.slice(1);
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 /* ---- the API ---------------------------------------------------------------------------------- */
@@ -73,7 +75,7 @@ function fillVocabulary() {
   $("#filter-categories").innerHTML = vocabulary.categories.map((c) =>
     `<label><input type="checkbox" name="category" value="${escapeHtml(c.name)}"> ${escapeHtml(label(c.name))}</label>`).join("");
   $("#filters").mode.innerHTML = options(vocabulary.modes);
-  $("#filters").hours.title = `Hours in ${timeZone}, end excluded: 22-4, 7-10,16-19`;
+  $("#filters").hours.title = t("filters.hours_title", { time_zone: timeZone });
   $("#hub-form").kind.innerHTML = options(vocabulary.hub_kinds);
   $("#alert-form").severity.innerHTML = options(vocabulary.alert_severities, { labelled: false, selected: "warning" });
 }
@@ -207,8 +209,8 @@ function formFromUrl() {
 function filtersValid() {
   const form = $("#filters");
   let message = "";
-  if (!form.hours.checkValidity()) message = "Hours look like 22-4 or 7-10,16-19.";
-  else if (form.from.value && form.to.value && form.from.value > form.to.value) message = "“From” is after “To”.";
+  if (!form.hours.checkValidity()) message = t("filters.hours_invalid");
+  else if (form.from.value && form.to.value && form.from.value > form.to.value) message = t("filters.from_after_to");
   $("#filters-error").textContent = message;
   return !message;
 }
