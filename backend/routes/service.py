@@ -174,36 +174,49 @@ def dijkstra(edges_query: str, source: int, target: int) -> Path:
     return Path(edges, sum(row.length_m for row in rows), sum(row.length_m for row in rows if row.lit == "no"))
 
 
-def _summary(kind: str, edge_ids: list[int], source: int, at: datetime, after_dark: bool, tz: ZoneInfo) -> dict[str, Any]:
-    """The route as a GeoJSON Feature with its figures."""
-    row = db.session.execute(text(f"""
-        WITH path AS (
-            SELECT e.geom, e.length_m, s.lit FROM street_edges e JOIN street_segments s ON s.id = e.segment_id
-            WHERE e.id = ANY(:ids)
-        ),
-        line AS (
-            SELECT g
-            FROM (
-                SELECT CASE WHEN ST_Distance(ST_StartPoint(m), v.geom) <= ST_Distance(ST_EndPoint(m), v.geom)
-                            THEN m ELSE ST_Reverse(m) END AS g
-                FROM (SELECT ST_LineMerge(ST_Collect(geom)) AS m FROM path) AS merged, street_vertices v
-                WHERE v.id = :source
-            ) AS oriented
-        )
-        SELECT ST_AsGeoJSON(line.g, 6)::json AS geometry,
-               (SELECT sum(length_m) FROM path) AS length_m,
-               (SELECT coalesce(sum(length_m) FILTER (WHERE lit = 'no'), 0) FROM path) AS unlit_m,
-               -- near the route: near one of its edges (report_edges, as the penalties)
-               (SELECT coalesce(json_object_agg(category, n), '{{}}'::json) FROM (
-                    SELECT r.category, count(DISTINCT r.id) AS n
-                    FROM report_edges re JOIN reports r ON r.id = re.report_id
-                    WHERE re.edge_id = ANY(:ids) AND {recent_sql("CAST(:at AS timestamptz)")}
-                    GROUP BY r.category ORDER BY r.category) AS c) AS reports_nearby,
-               (SELECT coalesce(json_agg(h.opening_hours), '[]'::json) FROM safe_hubs h
-                WHERE ST_Intersects(h.location, expand_by_metres(line.g, :hub_m))
-                  AND ST_DWithin(h.location::geography, line.g::geography, :hub_m)) AS hub_hours
-        FROM line
-    """), {"ids": edge_ids, "source": source, "at": at, "hub_m": HUB_NEAR_M}).one()
+def _summaries(routes: dict[str, list[int]], source: int, at: datetime, after_dark: bool,
+               tz: ZoneInfo) -> dict[str, dict[str, Any]]:
+    """Each route (kind: "shortest" or "safer" -> its edges) as a GeoJSON Feature with its figures,
+    all routes in one statement (one round trip)."""
+    rows = db.session.execute(text(f"""
+        SELECT route.kind, figures.*
+        FROM (VALUES ('shortest', CAST(:shortest AS bigint[])), ('safer', CAST(:safer AS bigint[]))) AS route(kind, ids)
+        CROSS JOIN LATERAL (
+            WITH path AS (
+                SELECT e.id, e.geom, e.length_m, s.lit FROM street_edges e JOIN street_segments s ON s.id = e.segment_id
+                WHERE e.id = ANY(route.ids)
+            ),
+            line AS (
+                SELECT g
+                FROM (
+                    SELECT CASE WHEN ST_Distance(ST_StartPoint(m), v.geom) <= ST_Distance(ST_EndPoint(m), v.geom)
+                                THEN m ELSE ST_Reverse(m) END AS g
+                    FROM (SELECT ST_LineMerge(ST_Collect(geom)) AS m FROM path) AS merged, street_vertices v
+                    WHERE v.id = :source
+                ) AS oriented
+            )
+            SELECT ST_AsGeoJSON(line.g, 6)::json AS geometry,
+                   (SELECT sum(length_m) FROM path) AS length_m,
+                   (SELECT coalesce(sum(length_m) FILTER (WHERE lit = 'no'), 0) FROM path) AS unlit_m,
+                   -- near the route: near one of its edges (report_edges, as the penalties)
+                   (SELECT coalesce(json_object_agg(category, n), '{{}}'::json) FROM (
+                        SELECT r.category, count(DISTINCT r.id) AS n
+                        FROM report_edges re JOIN reports r ON r.id = re.report_id
+                        WHERE re.edge_id = ANY(route.ids) AND {recent_sql("CAST(:at AS timestamptz)")}
+                        GROUP BY r.category ORDER BY r.category) AS c) AS reports_nearby,
+                   (SELECT coalesce(json_agg(h.opening_hours), '[]'::json) FROM safe_hubs h
+                    WHERE ST_Intersects(h.location, expand_by_metres(line.g, :hub_m))
+                      AND ST_DWithin(h.location::geography, line.g::geography, :hub_m)) AS hub_hours
+            FROM line
+        ) AS figures
+        WHERE route.ids IS NOT NULL
+    """), {"shortest": routes.get("shortest"), "safer": routes.get("safer"), "source": source, "at": at,
+           "hub_m": HUB_NEAR_M}).all()
+    return {row.kind: _feature(row, at, after_dark, tz) for row in rows}
+
+
+def _feature(row: Any, at: datetime, after_dark: bool, tz: ZoneInfo) -> dict[str, Any]:
+    """A route's figures (a row of _summaries) as a GeoJSON Feature."""
     geometry = row.geometry
     if geometry["type"] != "LineString":  # a path merges into one line; kept whole whatever happens
         geometry = {"type": "LineString", "coordinates": [c for part in geometry["coordinates"] for c in part]}
@@ -212,7 +225,7 @@ def _summary(kind: str, edge_ids: list[int], source: int, at: datetime, after_da
         "type": "Feature",
         "geometry": geometry,
         "properties": {
-            "kind": kind,
+            "kind": row.kind,
             "length_m": round(length, 1),
             "walk_min": round(length / WALK_M_PER_MIN, 1),
             "reports_nearby": row.reports_nearby,
@@ -257,9 +270,10 @@ def safer_route(start: tuple[float, float], end: tuple[float, float], at: dateti
                 safer = candidate
                 break
     same = sorted(safer.edges) == sorted(shortest.edges)
-    first = _summary("shortest", shortest.edges, source.id, at, after_dark, tz)
-    second = ({**first, "properties": {**first["properties"], "kind": "safer"}} if same
-              else _summary("safer", safer.edges, source.id, at, after_dark, tz))
+    features = _summaries({"shortest": shortest.edges} if same else {"shortest": shortest.edges, "safer": safer.edges},
+                          source.id, at, after_dark, tz)
+    first = features["shortest"]
+    second = {**first, "properties": {**first["properties"], "kind": "safer"}} if same else features["safer"]
     return {
         "type": "FeatureCollection",
         "features": [first, second],
