@@ -6,8 +6,15 @@ from backend.alerts.sending import give_up_sending, send_alert
 from backend.alerts.updates import notify_reporter
 from backend.outbox.registry import subscribe
 
+
+def check_clusters(payloads: list[dict]) -> None:
+    """A batch of cluster checks, in report order, in one transaction: each sees the ones before it."""
+    for payload in payloads:
+        check_cluster_for_report(**payload)
+
+
 subscribe("report.created", check_cluster_for_report, task="alerts.check_cluster", queue=queues.ALERTS,
-          only={"category": CLUSTER_CATEGORIES})
+          only={"category": CLUSTER_CATEGORIES}, batch=check_clusters)
 subscribe("alert.created", send_alert, task="alerts.send", queue=queues.ALERTS,
           commits_on_its_own="a batch of up to 500 pushes is committed as FCM answers it, so that a retry "
                              "resumes after the last recorded batch; a device whose delivery is recorded is "
