@@ -73,12 +73,24 @@ _CLUSTER_COUNTS = text("""
 """)
 
 
-def check_cluster_for_report(report_id: str) -> str | None:
+def check_clusters_for_reports(report_ids: list[str]) -> list[str | None]:
+    """``check_cluster_for_report`` for a batch of reports, in order, in one transaction (each sees the
+    ones before it); a known cluster's count is worked out once at the end, not once per report."""
+    grown: set = set()
+    outcomes = [check_cluster_for_report(report_id, grown) for report_id in report_ids]
+    for cluster_id in sorted(grown):
+        db.session.get(Cluster, cluster_id).report_count = db.session.execute(
+            _CLUSTER_COUNTS, {"cluster_id": cluster_id}).one().n
+    return outcomes
+
+
+def check_cluster_for_report(report_id: str, grown: set | None = None) -> str | None:
     """After a spiking or harassment report: is there now a cluster (reports of one category from 3 or
     more different people within 300 m and 6 hours)? A new cluster gets exactly one alert, pushed to
     the safety team (and, once confirmed or with automatic public pushes, to opted-in commuters inside
     it); a report in a known cluster updates it and its alert, and pushes nothing. Runs in its outbox
-    task's transaction. Returns what it did."""
+    task's transaction. Returns what it did. With ``grown`` (a batch), a known cluster's id is added
+    to it and its count left to the caller."""
     settings = current_settings()
     report = db.session.execute(
         text("SELECT category, ST_AsBinary(location) AS location, occurred_at FROM reports WHERE id = :id"),
@@ -95,8 +107,10 @@ def check_cluster_for_report(report_id: str) -> str | None:
         cluster = db.session.get(Cluster, known.id)
         db.session.execute(insert(ClusterReport).values(cluster_id=cluster.id, report_id=report_id)
                            .on_conflict_do_nothing())
-        counts = db.session.execute(_CLUSTER_COUNTS, {"cluster_id": cluster.id}).one()
-        cluster.report_count = counts.n
+        if grown is None:
+            cluster.report_count = db.session.execute(_CLUSTER_COUNTS, {"cluster_id": cluster.id}).one().n
+        else:
+            grown.add(cluster.id)
         cluster.first_at = min(cluster.first_at, report.occurred_at)
         cluster.last_at = max(cluster.last_at, report.occurred_at)
         cluster.updated_at = datetime.now(timezone.utc)

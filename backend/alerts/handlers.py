@@ -1,7 +1,7 @@
 """What the alerts domain does when something happens (backend/outbox/registry.py)."""
 
 from backend import queues
-from backend.alerts.clusters import CLUSTER_CATEGORIES, check_cluster_for_report
+from backend.alerts.clusters import CLUSTER_CATEGORIES, check_cluster_for_report, check_clusters_for_reports
 from backend.alerts.sending import give_up_sending, send_alert
 from backend.alerts.updates import notify_reporter
 from backend.outbox.registry import subscribe
@@ -9,8 +9,7 @@ from backend.outbox.registry import subscribe
 
 def check_clusters(payloads: list[dict]) -> None:
     """A batch of cluster checks, in report order, in one transaction: each sees the ones before it."""
-    for payload in payloads:
-        check_cluster_for_report(**payload)
+    check_clusters_for_reports([payload["report_id"] for payload in payloads])
 
 
 subscribe("report.created", check_cluster_for_report, task="alerts.check_cluster", queue=queues.ALERTS,

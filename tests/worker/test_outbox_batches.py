@@ -3,14 +3,16 @@ each task done exactly once (backend/outbox/service.py, run_batch)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
 from redis import Redis
 from rq import Queue
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from backend import queues
+from backend.alerts.models import Alert, Cluster
 from backend.extensions import db
 from backend.heatmap import counting
 from backend.outbox import service as outbox
@@ -125,3 +127,22 @@ def test_the_sweep_releases_a_lost_batch_whole_and_it_runs_again_once(client, di
     assert db.session.scalar(text("SELECT count(*) FROM outbox WHERE done_at IS NULL OR attempts <> 1")) == 0
     assert db.session.scalar(text("SELECT count(*) FROM reports WHERE heatmap_counted_at IS NOT NULL")) == len(report_ids)
 
+
+
+def test_a_batch_of_cluster_checks_makes_one_alert_and_counts_every_report_as_one_by_one_would(app):
+    from tests.alerts.test_clusters import NIGHT, moved, report
+
+    for i in range(7):
+        report(f"person-{i % 5}", moved(20 * i, 10 * i), NIGHT + timedelta(minutes=10 * i))
+    ids = db.session.scalars(select(OutboxTask.id).where(OutboxTask.task == "alerts.check_cluster")
+                             .order_by(OutboxTask.id)).all()
+    assert len(ids) == 7
+
+    with app.app_context():  # as in a worker
+        assert outbox.run_batch(ids) == "7 done"
+
+    db.session.expire_all()
+    (cluster,) = db.session.scalars(select(Cluster)).all()
+    assert cluster.report_count == 7
+    assert db.session.scalar(select(func.count()).select_from(Alert)) == 1
+    assert db.session.scalar(text("SELECT count(*) FROM cluster_reports")) == 7
