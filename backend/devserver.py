@@ -49,14 +49,14 @@ def scratch_database(database_url: str, suffix: str) -> tuple[str, str]:
     return url, libpq_dsn(url)
 
 
-def start_api(database_url: str, redis_url: str, port: int) -> subprocess.Popen:
+def start_api(database_url: str, redis_url: str, port: int, **extra_env: str) -> subprocess.Popen:
     """gunicorn as shipped (deploy/gunicorn.conf.py) on ``port``, in a session of its own (stop it with
-    ``os.killpg``); returns once ``/healthz`` answers."""
+    ``os.killpg``); returns once ``/healthz`` answers. ``extra_env`` adds settings (RATE_LIMITS_ENABLED...)."""
     # Limits high enough never to refuse a benchmark's users on one address, yet still checked
     # (a Redis round trip per request), as in production.
     generous = {name.upper(): "1000000/minute" for name in RATE_LIMIT_SETTINGS}
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "PORT": str(port),
-           "APP_ENV": "development", **generous}
+           "APP_ENV": "development", **generous, **extra_env}
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "--config", "deploy/gunicorn.conf.py", "backend.wsgi:app"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
