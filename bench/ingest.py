@@ -113,7 +113,7 @@ def tree_cpu_ms(*roots: int) -> float:
 def postmaster_pid(dsn: str) -> int:
     with psycopg.connect(dsn) as conn:
         backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-    return _process_table()[backend][0]
+        return _process_table()[backend][0]  # while the backend lives
 
 
 def heatmap_lag(dsn: str) -> tuple[int, float]:
@@ -148,7 +148,8 @@ def outbox_pending(dsn: str) -> int:
         return conn.execute("SELECT count(*) FROM outbox WHERE done_at IS NULL").fetchone()[0]
 
 
-def backlog_round(port: int, args, tokens: list[str], dsn: str, workers: list[subprocess.Popen]) -> dict:
+def backlog_round(port: int, args, tokens: list[str], dsn: str, workers: list[subprocess.Popen],
+                  postgres: int) -> dict:
     """The worker paused while reports pile up, then its CPU per report until every task is done."""
     while outbox_pending(dsn):
         time.sleep(0.2)
@@ -161,7 +162,6 @@ def backlog_round(port: int, args, tokens: list[str], dsn: str, workers: list[su
         api_phase(port, args.concurrency, args.requests, tokens)
     finally:
         os.killpg(worker.pid, signal.SIGCONT)
-    postgres = postmaster_pid(dsn)
     cpu0, pg0, t0 = tree_cpu_ms(worker.pid), tree_cpu_ms(postgres), time.perf_counter()
     while outbox_pending(dsn):
         time.sleep(0.05)
@@ -342,7 +342,7 @@ def main() -> None:
                   + (f"  | heatmap caught up {catch_up_s:.1f} s after, sustained {round_cpu['sustained']:.0f}/s "
                      f"= {round_cpu['sustained'] / raw.throughput:.2f} x raw" if args.with_worker else ""),
                   flush=True)
-        backlog = backlog_round(port, args, tokens, dsn, workers) if args.with_worker else None
+        backlog = backlog_round(port, args, tokens, dsn, workers, postgres) if args.with_worker else None
     finally:
         for process in workers:
             os.killpg(process.pid, signal.SIGCONT)

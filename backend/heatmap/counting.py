@@ -246,10 +246,15 @@ def count_reports(report_ids: list[Any]) -> int:
     calls): one pass over their contributions and one upsert per aggregate table. Runs in the caller's
     transaction; returns how many were counted now."""
     lock_aggregates()
+    # The reports in id order, as erasure takes them (docs/architecture.md, "Lock order").
     facts = db.session.execute(
         text(f"""
+            WITH locked AS (
+                SELECT id FROM reports WHERE id = ANY(CAST(:ids AS uuid[])) AND heatmap_counted_at IS NULL
+                ORDER BY id FOR UPDATE
+            )
             UPDATE reports AS r SET heatmap_counted_at = clock_timestamp()
-            WHERE r.id = ANY(CAST(:ids AS uuid[])) AND r.heatmap_counted_at IS NULL
+            FROM locked WHERE r.id = locked.id AND r.heatmap_counted_at IS NULL
             RETURNING {REPORT_FACTS}
         """),
         {"ids": [str(i) for i in report_ids], "tz": city_tz()},
