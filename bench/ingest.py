@@ -303,12 +303,12 @@ def main() -> None:
     users = [f"bench-user-{n}" for n in range(50)]
     tokens = [emulator_token(u) for u in users]
 
+    postgres = postmaster_pid(dsn)
     port = free_port()
     extra = {"RATE_LIMITS_ENABLED": "false"} if args.with_worker else {}
     api = start_api(bench_sqlalchemy_url, redis_url, port, **extra)
     workers = ([start_platform_process(m, bench_sqlalchemy_url, redis_url) for m in ("worker", "worker.scheduler")]
                if args.with_worker else [])
-    postgres = postmaster_pid(dsn)
     raw_phases, api_phases, cpu = [], [], []
     backlog = None
     try:
