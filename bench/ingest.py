@@ -292,6 +292,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--requests", type=int, default=4000, help="per phase and round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--server", choices=("gunicorn", "granian"), default="gunicorn",
+                        help="the API's WSGI server (gunicorn as shipped, or granian in the same shape)")
     parser.add_argument("--with-worker", action="store_true",
                         help="run the worker, relay and scheduler too (abuse limits off); wait for the heatmap")
     args = parser.parse_args()
@@ -306,7 +308,7 @@ def main() -> None:
     postgres = postmaster_pid(dsn)
     port = free_port()
     extra = {"RATE_LIMITS_ENABLED": "false"} if args.with_worker else {}
-    api = start_api(bench_sqlalchemy_url, redis_url, port, **extra)
+    api = start_api(bench_sqlalchemy_url, redis_url, port, server=args.server, **extra)
     workers = ([start_platform_process(m, bench_sqlalchemy_url, redis_url) for m in ("worker", "worker.scheduler")]
                if args.with_worker else [])
     raw_phases, api_phases, cpu = [], [], []
