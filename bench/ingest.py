@@ -5,7 +5,7 @@ of its own:
 
 - **raw**: C threads, each doing ``INSERT INTO reports ... ; COMMIT`` through psycopg, one row at a
   time: the floor an API cannot beat on this machine;
-- **api**: gunicorn as shipped (deploy/gunicorn.conf.py), C client threads on loopback, each
+- **api**: gunicorn as shipped (deploy/gunicorn.conf.py; ``--server granian``: granian in its shape), C client threads on loopback, each
   POSTing a report with its own Idempotency-Key and a Firebase emulator token, keep-alive.
 
 The phases alternate for several rounds (the machine is shared and noisy) and the medians are
@@ -390,7 +390,7 @@ def main() -> None:
     print("| --- | ---: | ---: | ---: |")
     print(f"| raw INSERT + COMMIT (psycopg, {args.concurrency} threads) | {result['raw_inserts_per_s']} | "
           f"{result['raw_p50_ms']} | {result['raw_p99_ms']} |")
-    print(f"| POST /api/v1/reports (gunicorn, {args.concurrency} clients) | {result['api_reports_per_s']} | "
+    print(f"| POST /api/v1/reports ({args.server}, {args.concurrency} clients) | {result['api_reports_per_s']} | "
           f"{result['api_p50_ms']} | {result['api_p99_ms']} |")
     print()
     print(f"API / raw = {result['ratio_median']:.2f} (target >= 0.50): "
