@@ -16,7 +16,7 @@ help:
 	@echo "make test          run the test suite against real PostgreSQL + PostGIS and Redis"
 	@echo "make test-faults   only the fault drills (Redis down, PostgreSQL restarted) under traffic"
 	@echo "make test-fuzz     schemathesis against the OpenAPI document with a token of every role"
-	@echo "make bench-ingest  reports/s through the API next to raw INSERTs"
+	@echo "make bench-ingest  reports/s through the API next to raw INSERTs (BENCH_ARGS=--with-worker: with the worker, CPU per report)"
 	@echo "make bench-heatmap heatmap rebuild, tiles and freshness on 1,000,000 reports"
 	@echo "make bench-alerts  alert targeting on 1,000,000 devices, fan-out throughput"
 	@echo "make bench-export  council export of 1,000,000 reports per format, next to ogr2ogr"

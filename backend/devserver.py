@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -49,16 +50,25 @@ def scratch_database(database_url: str, suffix: str) -> tuple[str, str]:
     return url, libpq_dsn(url)
 
 
-def start_api(database_url: str, redis_url: str, port: int) -> subprocess.Popen:
+def start_api(database_url: str, redis_url: str, port: int, server: str = "gunicorn",
+              **extra_env: str) -> subprocess.Popen:
     """gunicorn as shipped (deploy/gunicorn.conf.py) on ``port``, in a session of its own (stop it with
-    ``os.killpg``); returns once ``/healthz`` answers."""
+    ``os.killpg``); returns once ``/healthz`` answers. ``extra_env`` adds settings (RATE_LIMITS_ENABLED...).
+    ``server="granian"`` runs granian instead, in gunicorn's shape (its workers and threads), for
+    ``make bench-ingest BENCH_ARGS="--server granian"`` (docs/benchmarks.md)."""
     # Limits high enough never to refuse a benchmark's users on one address, yet still checked
     # (a Redis round trip per request), as in production.
     generous = {name.upper(): "1000000/minute" for name in RATE_LIMIT_SETTINGS}
     env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "PORT": str(port),
-           "APP_ENV": "development", **generous}
+           "APP_ENV": "development", **generous, **extra_env}
+    command = [str(Path(sys.executable).parent / "gunicorn"), "--config", "deploy/gunicorn.conf.py", "backend.wsgi:app"]
+    if server == "granian":
+        env.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="safetravel-metrics-"))
+        command = [str(Path(sys.executable).parent / "granian"), "--interface", "wsgi", "--host", "127.0.0.1",
+                   "--port", str(port), "--workers", env.get("WEB_CONCURRENCY", str(max(2, os.cpu_count() or 1))),
+                   "--blocking-threads", env.get("GUNICORN_THREADS", "4"), "--no-ws", "backend.wsgi:app"]
     process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "--config", "deploy/gunicorn.conf.py", "backend.wsgi:app"],
+        command,
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     for _ in range(150):

@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 import math
 import os
+import select
 import threading
 import time
 
 from flask import Flask
+from psycopg import pq
 from redis import Redis
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
 
 from backend.config import Settings
@@ -153,11 +156,13 @@ class Database:
             settings.database_url,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_pool_size,
-            pool_pre_ping=True,
+            # Instead of SQLAlchemy's pre-ping (a SELECT 1 round trip at every checkout, 0.3 ms of
+            # CPU per request), a look at the socket: _closed_by_server.
             pool_timeout=5,
             # Fail fast when PostgreSQL is down so that callers answer 503 instead of hanging.
             connect_args={"connect_timeout": 3, "application_name": "safetravel"},
         )
+        event.listen(self.engine, "checkout", _refuse_closed_connection)
         self.session.remove()
         self.session.configure(bind=self.engine)
         self.replica.configure(settings, self.engine)
@@ -170,6 +175,19 @@ class Database:
         """Hand both sessions back (after each request and job)."""
         self.session.remove()
         self.replica.session.remove()
+
+
+def _refuse_closed_connection(dbapi_connection, _record, _proxy) -> None:  # noqa: ANN001 - SQLAlchemy's signature
+    """A pooled connection is idle between checkouts: if PostgreSQL wrote to it meanwhile (a restart's
+    "terminating connection", then end of file) or it is broken, it is dead. The pool then discards it
+    and connects afresh (SQLAlchemy's documented checkout-event pattern). A connection lost without
+    a word (a network cut) fails its statement instead, and SQLAlchemy invalidates the pool."""
+    pgconn = dbapi_connection.pgconn
+    if pgconn.status != pq.ConnStatus.OK:
+        raise DisconnectionError("the connection is broken")
+    readable, _, _ = select.select([pgconn.socket], [], [], 0)
+    if readable:
+        raise DisconnectionError("PostgreSQL closed the connection (or wrote to it while idle)")
 
 
 class RedisConnection:

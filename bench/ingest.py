@@ -5,14 +5,27 @@ of its own:
 
 - **raw**: C threads, each doing ``INSERT INTO reports ... ; COMMIT`` through psycopg, one row at a
   time: the floor an API cannot beat on this machine;
-- **api**: gunicorn as shipped (deploy/gunicorn.conf.py), C client threads on loopback, each
+- **api**: gunicorn as shipped (deploy/gunicorn.conf.py; ``--server granian``: granian in its shape), C client threads on loopback, each
   POSTing a report with its own Idempotency-Key and a Firebase emulator token, keep-alive.
 
 The phases alternate for several rounds (the machine is shared and noisy) and the medians are
-reported, with the API/raw ratio and p50/p99 latency. The RQ worker is not running, so the
-figures are the ingestion path alone (each report still enqueues its follow-up jobs in Redis).
+reported, with the API/raw ratio and p50/p99 latency. By default the RQ worker is not running, so the
+figures are the ingestion path alone (each report still records its follow-up tasks in the outbox).
 
-Targets (issue 2): API throughput at least half the raw figure; p99 under 50 ms.
+``--with-worker`` runs the platform as ``make run`` does (the API, an RQ worker with its outbox relay,
+the scheduler), abuse limits off (RATE_LIMITS_ENABLED=false); each API phase posts its reports, then
+waits until the heatmap is no more than 2 s behind (the oldest uncounted report's task is under 2 s old).
+"Sustained" is reports / (posting + that wait). Then a backlog round: the worker is paused (SIGSTOP)
+while ``--requests`` reports are posted, resumed, and its CPU per report measured until every outbox
+task is done (the worker's cost under a backlog, when its batches are full).
+
+Both modes print CPU milliseconds per report, from the processes' own accounting (/proc/<pid>/stat:
+user + system time of the process tree, reaped children included, over the phase): the API's
+(gunicorn master and workers), the worker's (worker, relay thread, scheduler; with ``--with-worker``)
+and PostgreSQL's (the postmaster's whole tree), beside PostgreSQL's CPU per raw insert.
+
+Targets (issue 2): API throughput at least half the raw figure; p99 under 50 ms. Issue 18: API CPU at
+most 0.8 ms per report, worker CPU at most 1 ms per report, sustained with the worker at least 0.3x raw.
 """
 
 from __future__ import annotations
@@ -23,6 +36,8 @@ import json
 import os
 import signal
 import statistics
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -58,6 +73,110 @@ class Phase:
         return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+LAG_TARGET_S = 2.0
+
+
+def _process_table() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, CPU ticks: user + system, its own and its reaped children's)."""
+    table = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        # After the command: state, ppid, ..., utime (14th field of the line), stime, cutime, cstime.
+        table[int(entry.name)] = (int(fields[1]), sum(int(x) for x in fields[11:15]))
+    return table
+
+
+def tree_cpu_ms(*roots: int) -> float:
+    """CPU milliseconds used so far by the processes under ``roots`` (themselves included)."""
+    table = _process_table()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo, seen = 0, list(roots), set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen or pid not in table:
+            continue
+        seen.add(pid)
+        total += table[pid][1]
+        todo.extend(children.get(pid, ()))
+    return total * 1000 / CLOCK_TICKS
+
+
+def postmaster_pid(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        return _process_table()[backend][0]  # while the backend lives
+
+
+def heatmap_lag(dsn: str) -> tuple[int, float]:
+    """(uncounted reports' tasks, age in seconds of the oldest of them)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        pending, age = conn.execute(
+            "SELECT count(*), coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0) FROM outbox "
+            "WHERE done_at IS NULL AND task = 'heatmap.apply_report'").fetchone()
+    return pending, float(age)
+
+
+def wait_for_heatmap(dsn: str, timeout_s: float = 600) -> float:
+    """Seconds until the heatmap is no more than LAG_TARGET_S behind."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout_s:
+        pending, age = heatmap_lag(dsn)
+        if pending == 0 or age <= LAG_TARGET_S:
+            return time.perf_counter() - t0
+        time.sleep(0.1)
+    raise RuntimeError(f"the heatmap was still {age:.0f} s behind after {timeout_s:.0f} s ({pending} tasks)")
+
+
+def start_platform_process(module: str, database_url: str, redis_url: str) -> subprocess.Popen:
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "APP_ENV": "development"}
+    log = open(os.environ["BENCH_WORKER_LOG"], "a") if os.environ.get("BENCH_WORKER_LOG") else subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def outbox_pending(dsn: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM outbox WHERE done_at IS NULL").fetchone()[0]
+
+
+def backlog_round(port: int, args, tokens: list[str], dsn: str, workers: list[subprocess.Popen],
+                  postgres: int) -> dict:
+    """The worker paused while reports pile up, then its CPU per report until every task is done."""
+    while outbox_pending(dsn):
+        time.sleep(0.2)
+    worker = workers[0]
+    idle0, t_idle = tree_cpu_ms(*(w.pid for w in workers)), time.perf_counter()
+    time.sleep(5)
+    idle_ms_per_s = (tree_cpu_ms(*(w.pid for w in workers)) - idle0) / (time.perf_counter() - t_idle)
+    os.killpg(worker.pid, signal.SIGSTOP)
+    try:
+        api_phase(port, args.concurrency, args.requests, tokens)
+    finally:
+        os.killpg(worker.pid, signal.SIGCONT)
+    cpu0, pg0, t0 = tree_cpu_ms(worker.pid), tree_cpu_ms(postgres), time.perf_counter()
+    while outbox_pending(dsn):
+        time.sleep(0.05)
+    seconds = time.perf_counter() - t0
+    cpu_ms, pg_ms = tree_cpu_ms(worker.pid) - cpu0, tree_cpu_ms(postgres) - pg0
+    print(f"backlog: {args.requests} reports' tasks done in {seconds:.1f} s after the worker resumed "
+          f"({args.requests / seconds:.0f} reports/s); CPU ms per report: worker {cpu_ms / args.requests:.2f}, "
+          f"PostgreSQL {pg_ms / args.requests:.2f}; idle, the worker and scheduler use {idle_ms_per_s:.0f} ms/s",
+          flush=True)
+    return {"reports": args.requests, "seconds": round(seconds, 2),
+            "worker_cpu_ms_per_report": round(cpu_ms / args.requests, 3),
+            "postgres_cpu_ms_per_report": round(pg_ms / args.requests, 3),
+            "idle_worker_cpu_ms_per_s": round(idle_ms_per_s, 1)}
+
+
 def report_body(i: int) -> dict:
     occurred = datetime.now(timezone.utc) - timedelta(minutes=30 + i % 600)
     return {
@@ -75,7 +194,10 @@ def report_body(i: int) -> dict:
 
 def truncate(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("TRUNCATE report_status_changes, reports, users, outbox RESTART IDENTITY CASCADE")
+        # The worker's results too: a run's heatmap and clusters start empty, as its reports do.
+        conn.execute("TRUNCATE report_status_changes, reports, users, outbox, heatmap_cells, heatmap_totals, "
+                     "heatmap_reporters, heatmap_public_units, heatmap_council_cells, heatmap_retained, "
+                     "heatmap_council_retained, clusters, cluster_reports, alerts RESTART IDENTITY CASCADE")
         conn.execute("VACUUM ANALYZE reports")
 
 
@@ -170,6 +292,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--requests", type=int, default=4000, help="per phase and round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--server", choices=("gunicorn", "granian"), default="gunicorn",
+                        help="the API's WSGI server (gunicorn as shipped, or granian in the same shape)")
+    parser.add_argument("--with-worker", action="store_true",
+                        help="run the worker, relay and scheduler too (abuse limits off); wait for the heatmap")
     args = parser.parse_args()
 
     database_url = os.environ["DATABASE_URL"]
@@ -179,26 +305,53 @@ def main() -> None:
     users = [f"bench-user-{n}" for n in range(50)]
     tokens = [emulator_token(u) for u in users]
 
+    postgres = postmaster_pid(dsn)
     port = free_port()
-    api = start_api(bench_sqlalchemy_url, redis_url, port)
-    raw_phases, api_phases = [], []
+    extra = {"RATE_LIMITS_ENABLED": "false"} if args.with_worker else {}
+    api = start_api(bench_sqlalchemy_url, redis_url, port, server=args.server, **extra)
+    workers = ([start_platform_process(m, bench_sqlalchemy_url, redis_url) for m in ("worker", "worker.scheduler")]
+               if args.with_worker else [])
+    raw_phases, api_phases, cpu = [], [], []
+    backlog = None
     try:
         # Warm up both paths (connections, caches, users created by the API).
         api_phase(port, args.concurrency, 400, tokens)
+        if args.with_worker:
+            wait_for_heatmap(dsn)
         with psycopg.connect(dsn) as conn:
             author_ids = [str(r[0]) for r in conn.execute("SELECT id FROM users")]
         raw_insert_phase(dsn, args.concurrency, 400, author_ids)
         for round_no in range(1, args.rounds + 1):
+            pg0 = tree_cpu_ms(postgres)
             raw = raw_insert_phase(dsn, args.concurrency, args.requests, author_ids)
+            pg_raw = tree_cpu_ms(postgres) - pg0
+            before = (tree_cpu_ms(api.pid), tree_cpu_ms(*(w.pid for w in workers)), tree_cpu_ms(postgres))
             via_api = api_phase(port, args.concurrency, args.requests, tokens)
+            catch_up_s = wait_for_heatmap(dsn) if args.with_worker else 0.0
+            after = (tree_cpu_ms(api.pid), tree_cpu_ms(*(w.pid for w in workers)), tree_cpu_ms(postgres))
+            n = args.requests
+            round_cpu = {"pg_per_raw_insert": pg_raw / n, "api": (after[0] - before[0]) / n,
+                         "worker": (after[1] - before[1]) / n, "pg_per_report": (after[2] - before[2]) / n,
+                         "catch_up_s": catch_up_s, "sustained": n / (via_api.seconds + catch_up_s)}
             raw_phases.append(raw)
             api_phases.append(via_api)
+            cpu.append(round_cpu)
             print(f"round {round_no}: raw {raw.throughput:7.0f}/s  api {via_api.throughput:7.0f}/s  "
                   f"ratio {via_api.throughput / raw.throughput:.2f}  api p50 {via_api.percentile(50):.1f} ms "
-                  f"p99 {via_api.percentile(99):.1f} ms  errors {via_api.errors}", flush=True)
+                  f"p99 {via_api.percentile(99):.1f} ms  errors {via_api.errors}  | CPU ms/report: "
+                  f"api {round_cpu['api']:.2f} worker {round_cpu['worker']:.2f} "
+                  f"postgres {round_cpu['pg_per_report']:.2f} (raw insert {round_cpu['pg_per_raw_insert']:.2f})"
+                  + (f"  | heatmap caught up {catch_up_s:.1f} s after, sustained {round_cpu['sustained']:.0f}/s "
+                     f"= {round_cpu['sustained'] / raw.throughput:.2f} x raw" if args.with_worker else ""),
+                  flush=True)
+        backlog = backlog_round(port, args, tokens, dsn, workers, postgres) if args.with_worker else None
     finally:
-        os.killpg(api.pid, signal.SIGTERM)
-        api.wait(timeout=30)
+        for process in workers:
+            os.killpg(process.pid, signal.SIGCONT)
+        for process in (api, *workers):
+            os.killpg(process.pid, signal.SIGTERM)
+        for process in (api, *workers):
+            process.wait(timeout=30)
         Redis.from_url(redis_url).flushdb()
 
     def med(values):
@@ -218,21 +371,45 @@ def main() -> None:
         "api_p99_ms": round(med([p.percentile(99) for p in api_phases]), 2),
         "api_errors": sum(p.errors for p in api_phases),
         "ratio_median": round(med([a.throughput / r.throughput for a, r in zip(api_phases, raw_phases)]), 3),
+        "with_worker": args.with_worker,
+        "api_cpu_ms_per_report": round(med([c["api"] for c in cpu]), 3),
+        "worker_cpu_ms_per_report": round(med([c["worker"] for c in cpu]), 3) if args.with_worker else None,
+        "postgres_cpu_ms_per_report": round(med([c["pg_per_report"] for c in cpu]), 3),
+        "postgres_cpu_ms_per_raw_insert": round(med([c["pg_per_raw_insert"] for c in cpu]), 3),
+        "heatmap_catch_up_s": round(med([c["catch_up_s"] for c in cpu]), 2) if args.with_worker else None,
+        "sustained_reports_per_s": round(med([c["sustained"] for c in cpu])) if args.with_worker else None,
+        "backlog": backlog,
+        "sustained_ratio_median": (round(med([c["sustained"] / r.throughput for c, r in zip(cpu, raw_phases)]), 3)
+                                   if args.with_worker else None),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ingest.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / ("ingest-with-worker.json" if args.with_worker else "ingest.json")).write_text(
+        json.dumps(result, indent=2) + "\n")
     print()
     print(f"| path | reports/s (median of {args.rounds}) | p50 ms | p99 ms |")
     print("| --- | ---: | ---: | ---: |")
     print(f"| raw INSERT + COMMIT (psycopg, {args.concurrency} threads) | {result['raw_inserts_per_s']} | "
           f"{result['raw_p50_ms']} | {result['raw_p99_ms']} |")
-    print(f"| POST /api/v1/reports (gunicorn, {args.concurrency} clients) | {result['api_reports_per_s']} | "
+    print(f"| POST /api/v1/reports ({args.server}, {args.concurrency} clients) | {result['api_reports_per_s']} | "
           f"{result['api_p50_ms']} | {result['api_p99_ms']} |")
     print()
     print(f"API / raw = {result['ratio_median']:.2f} (target >= 0.50): "
           f"{'met' if result['ratio_median'] >= 0.5 else 'NOT met'}")
     print(f"API p99 = {result['api_p99_ms']} ms (target < 50 ms): {'met' if result['api_p99_ms'] < 50 else 'NOT met'}")
     print(f"API errors: {result['api_errors']}")
+    print()
+    print(f"CPU ms per report (median of {args.rounds}): API {result['api_cpu_ms_per_report']} (target <= 0.8: "
+          f"{'met' if result['api_cpu_ms_per_report'] <= 0.8 else 'NOT met'}), PostgreSQL "
+          f"{result['postgres_cpu_ms_per_report']}; PostgreSQL per raw insert {result['postgres_cpu_ms_per_raw_insert']}")
+    if args.with_worker:
+        print(f"worker CPU ms per report, keeping up with the stream: {result['worker_cpu_ms_per_report']}")
+        print(f"heatmap caught up to within {LAG_TARGET_S:.0f} s {result['heatmap_catch_up_s']} s after the last post; "
+              f"sustained {result['sustained_reports_per_s']}/s = {result['sustained_ratio_median']:.2f} x raw "
+              f"(target >= 0.30: {'met' if result['sustained_ratio_median'] >= 0.3 else 'NOT met'})")
+        print(f"worker CPU ms per report under a backlog of {backlog['reports']}: {backlog['worker_cpu_ms_per_report']} "
+              f"(target <= 1: {'met' if backlog['worker_cpu_ms_per_report'] <= 1 else 'NOT met'}), PostgreSQL "
+              f"{backlog['postgres_cpu_ms_per_report']}; {backlog['reports'] / backlog['seconds']:.0f} reports/s caught up; "
+              f"idle worker and scheduler {backlog['idle_worker_cpu_ms_per_s']} ms of CPU per second")
 
 
 if __name__ == "__main__":

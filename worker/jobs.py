@@ -18,6 +18,12 @@ def run_outbox_task(task_id: int) -> str:
     return outbox.run(task_id)
 
 
+def run_outbox_batch(task_ids: list[int]) -> str:
+    """Carry out a batch of outbox tasks of one kind exactly once, in one transaction (outbox.run_batch
+    commits it)."""
+    return outbox.run_batch(task_ids)
+
+
 def sweep_outbox() -> int:
     """Release outbox tasks that RQ lost (a Redis restart, a job failed for good) for the relay."""
     return relay.sweep()

@@ -31,12 +31,17 @@ log = logging.getLogger(__name__)
 
 # The job every outbox task runs as (worker/jobs.py), named so that RQ imports it in the worker.
 RUN_TASK = "worker.jobs.run_outbox_task"
+# The job a batch of tasks of one kind runs as (backend/outbox/service.py, run_batch).
+RUN_BATCH = "worker.jobs.run_outbox_batch"
 JOB_TIMEOUT_S = 600
 # RQ retries a failing job this often before the sweep takes over (outbox.MAX_ATTEMPTS in all).
 RQ_RETRY = Retry(max=3, interval=[2, 10, 60])
 RELAY_BATCH = 500
 LIVE_JOB_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 POLL_S = 2.0
+# Woken, the relay waits this long for more commits before claiming: under a steady stream of reports it
+# claims a few tasks per round trip instead of one (each claim costs the worker and PostgreSQL CPU).
+GATHER_S = 0.05
 WAIT_SLICE_S = 0.5
 MAX_BACKOFF_S = 10.0
 # Redis is tried again this often while it is away, so that the relay resumes soon after it returns.
@@ -52,24 +57,32 @@ def job_id(task_id: int) -> str:
 
 
 def enqueue(tasks: Sequence[Any]) -> None:
-    """Enqueue tasks (anything with ``id``, ``task``, ``queue``, ``payload``) in one Redis round trip."""
+    """Enqueue tasks (anything with ``id``, ``task``, ``queue``, ``payload``), a job each, in one Redis
+    round trip."""
+    enqueue_jobs([[task] for task in tasks])
+
+
+def enqueue_jobs(jobs: Sequence[Sequence[Any]]) -> None:
+    """Enqueue jobs (each a list of tasks of one kind: one task, or a batch named after its first) in
+    one Redis round trip."""
     connection = redis_conn.client
-    by_queue: dict[str, list[Any]] = {}
-    for task in tasks:
-        by_queue.setdefault(task.queue, []).append(task)
+    by_queue: dict[str, list[Sequence[Any]]] = {}
+    for job in jobs:
+        by_queue.setdefault(job[0].queue, []).append(job)
     with connection.pipeline() as pipe:
-        for queue_name, queue_tasks in by_queue.items():
+        for queue_name, queue_jobs in by_queue.items():
             Queue(queue_name, connection=connection).enqueue_many(
                 [
                     Queue.prepare_data(
-                        RUN_TASK,
-                        args=(task.id,),
-                        job_id=job_id(task.id),
+                        RUN_TASK if len(job) == 1 else RUN_BATCH,
+                        args=(job[0].id,) if len(job) == 1 else ([task.id for task in job],),
+                        job_id=job_id(job[0].id),
                         timeout=JOB_TIMEOUT_S,
                         retry=RQ_RETRY,
-                        description=f"{task.task} {task.payload}",
+                        description=(f"{job[0].task} {job[0].payload}" if len(job) == 1
+                                     else f"{len(job)} x {job[0].task} from task {job[0].id}"),
                     )
-                    for task in queue_tasks
+                    for job in queue_jobs
                 ],
                 pipeline=pipe,
             )
@@ -77,14 +90,16 @@ def enqueue(tasks: Sequence[Any]) -> None:
 
 
 def relay(limit: int = RELAY_BATCH) -> int:
-    """Claim unclaimed tasks and enqueue them; returns how many. Raises RedisError (and claims
-    nothing) when Redis is down."""
+    """Claim unclaimed tasks and enqueue them (tasks of a batched handler in batches, one job each);
+    returns how many tasks. Raises RedisError (and claims nothing) when Redis is down."""
     claimed = outbox.claim(limit)
     if not claimed:
         db.session.rollback()
         return 0
     try:
-        enqueue(claimed)
+        jobs = outbox.batches(claimed)
+        outbox.mark_batches(jobs)
+        enqueue_jobs(jobs)
     except Exception:
         db.session.rollback()
         raise
@@ -94,12 +109,15 @@ def relay(limit: int = RELAY_BATCH) -> int:
 
 def sweep(stale_after_s: float = outbox.STALE_CLAIM_S, limit: int = 5000) -> int:
     """Release claimed tasks that RQ no longer holds, for the relay to enqueue again."""
-    claimed = outbox.stale_claims(stale_after_s, limit)
-    if not claimed:
+    stale = outbox.stale_claims(stale_after_s, limit)
+    if not stale:
         db.session.rollback()
         return 0
+    # A task claimed in a batch is held by its batch's job (named after the batch's first task).
+    claimed = [task.id for task in stale]
+    carriers = [task.carrier for task in stale]
     connection = redis_conn.client
-    fetched = Job.fetch_many([job_id(i) for i in claimed], connection=connection)
+    fetched = Job.fetch_many([job_id(i) for i in carriers], connection=connection)
     # A job Redis says is queued but that sits in no queue list was popped by a worker that lost
     # Redis before it could start it: nobody will run it.
     queued_ids: dict[str, set[str]] = {}
@@ -119,7 +137,8 @@ def sweep(stale_after_s: float = outbox.STALE_CLAIM_S, limit: int = 5000) -> int
               and job.get_status(refresh=False) == JobStatus.QUEUED}
     if popped:
         time.sleep(POPPED_GRACE_S)
-        again = Job.fetch_many([job_id(i) for i in sorted(popped)], connection=connection)
+        carrier_of = dict(zip(claimed, carriers))
+        again = Job.fetch_many([job_id(carrier_of[i]) for i in sorted(popped)], connection=connection)
         started = {i for i, job in zip(sorted(popped), again)
                    if job is not None and job.get_status(refresh=False) != JobStatus.QUEUED}
         lost = [i for i in lost if i not in started]
@@ -197,6 +216,10 @@ class Relay(threading.Thread):
                     while not self.stopping.is_set():
                         # Short slices, so that stop() is honoured within half a second.
                         woke = any(True for _ in listener.notifies(timeout=WAIT_SLICE_S, stop_after=1))
+                        if woke:
+                            self.stopping.wait(GATHER_S)
+                            for _ in listener.notifies(timeout=0):
+                                pass  # the commits meanwhile: this drain claims their tasks too
                         if woke or time.monotonic() - last_drain >= self.poll_s:
                             count = self.drain()
                             last_drain = time.monotonic()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -73,30 +74,73 @@ _CLUSTER_COUNTS = text("""
 """)
 
 
+_REPORT_FACTS = "SELECT id, category, ST_AsBinary(location) AS location, occurred_at FROM reports"
+
+# A report joins a known cluster: its link, and the cluster's span (a batch recounts it at its end).
+_JOIN_CLUSTER = text("""
+    WITH joined AS (
+        INSERT INTO cluster_reports (cluster_id, report_id) VALUES (:cluster_id, :report_id) ON CONFLICT DO NOTHING
+    )
+    UPDATE clusters SET first_at = least(first_at, :at), last_at = greatest(last_at, :at), updated_at = clock_timestamp()
+    WHERE id = :cluster_id
+""")
+_RECOUNT = text("""
+    UPDATE clusters SET report_count = (
+        SELECT count(*) FROM cluster_reports cr JOIN reports r ON r.id = cr.report_id WHERE cr.cluster_id = clusters.id)
+    WHERE id = ANY(:ids)
+""")
+
+
+def check_clusters_for_reports(report_ids: list[str]) -> list[str | None]:
+    """``check_cluster_for_report`` for a batch of reports, in order, in one transaction (each sees the
+    ones before it): their facts read at once, each category's lock taken once, a report joining a known
+    cluster in one statement, and each grown cluster counted once at the end."""
+    facts = {str(r.id): r for r in db.session.execute(
+        text(f"{_REPORT_FACTS} WHERE id = ANY(CAST(:ids AS uuid[]))"), {"ids": [str(i) for i in report_ids]})}
+    batch = _Batch(grown=set(), locked=set())
+    outcomes = [_check(str(report_id), facts.get(str(report_id)), batch) for report_id in report_ids]
+    if batch.grown:
+        db.session.execute(_RECOUNT, {"ids": sorted(batch.grown)})
+    return outcomes
+
+
+@dataclass
+class _Batch:
+    grown: set  # clusters that reports joined: recounted at the end
+    locked: set  # categories whose lock the transaction holds
+
+
 def check_cluster_for_report(report_id: str) -> str | None:
     """After a spiking or harassment report: is there now a cluster (reports of one category from 3 or
     more different people within 300 m and 6 hours)? A new cluster gets exactly one alert, pushed to
     the safety team (and, once confirmed or with automatic public pushes, to opted-in commuters inside
     it); a report in a known cluster updates it and its alert, and pushes nothing. Runs in its outbox
     task's transaction. Returns what it did."""
+    report = db.session.execute(text(f"{_REPORT_FACTS} WHERE id = :id"), {"id": report_id}).one_or_none()
+    return _check(report_id, report, None)
+
+
+def _check(report_id: str, report: Any, batch: _Batch | None) -> str | None:
     settings = current_settings()
-    report = db.session.execute(
-        text("SELECT category, ST_AsBinary(location) AS location, occurred_at FROM reports WHERE id = :id"),
-        {"id": report_id},
-    ).one_or_none()
     if report is None or report.category not in CLUSTER_WORDS:
         return None
     # One check at a time per category: two reports of one new cluster never make two alerts.
-    db.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"cluster:{report.category}"})
+    if batch is None or report.category not in batch.locked:
+        db.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"cluster:{report.category}"})
+        if batch is not None:
+            batch.locked.add(report.category)
     params = {"category": report.category, "location": bytes(report.location), "at": report.occurred_at,
               "window_h": settings.cluster_window_h, "radius_m": settings.cluster_radius_m}
     known = db.session.execute(_KNOWN_CLUSTER, params).one_or_none()
+    if known is not None and batch is not None:
+        db.session.execute(_JOIN_CLUSTER, {"cluster_id": known.id, "report_id": report_id, "at": report.occurred_at})
+        batch.grown.add(known.id)
+        return "updated"
     if known is not None:
         cluster = db.session.get(Cluster, known.id)
         db.session.execute(insert(ClusterReport).values(cluster_id=cluster.id, report_id=report_id)
                            .on_conflict_do_nothing())
-        counts = db.session.execute(_CLUSTER_COUNTS, {"cluster_id": cluster.id}).one()
-        cluster.report_count = counts.n
+        cluster.report_count = db.session.execute(_CLUSTER_COUNTS, {"cluster_id": cluster.id}).one().n
         cluster.first_at = min(cluster.first_at, report.occurred_at)
         cluster.last_at = max(cluster.last_at, report.occurred_at)
         cluster.updated_at = datetime.now(timezone.utc)

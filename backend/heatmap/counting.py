@@ -136,6 +136,8 @@ def council_contributions(facts: Sequence[Any]) -> Counter:
 def _add_counts(table: str, cube: Counter, council: bool = False) -> None:
     if not cube:
         return
+    # In key order: two transactions upserting the same cells lock them in the same order.
+    cube = dict(sorted(cube.items()))
     columns = list(zip(*cube.keys()))
     key = ("council", *CUBE_KEY) if council else CUBE_KEY
     db.session.execute(
@@ -158,6 +160,7 @@ def _add_totals(cube: Counter) -> None:
         totals[(level, q, category, mode)] += count
     if not totals:
         return
+    totals = dict(sorted(totals.items()))
     level, q, category, mode = map(list, zip(*totals.keys()))
     db.session.execute(
         text("""
@@ -250,25 +253,44 @@ def add_counted_reports(report_ids: list[Any]) -> None:
 def apply_report(report_id: str) -> bool:
     """Count one report into the aggregates, once: a second call for the same report changes
     nothing. Runs in the caller's transaction (the outbox task's). False when there was nothing to do."""
+    return count_reports([report_id]) > 0
+
+
+def apply_reports(payloads: list[dict[str, Any]]) -> int:
+    """``apply_report`` for a batch of ``report.created`` tasks (their payloads), in one transaction."""
+    return count_reports([p["report_id"] for p in payloads])
+
+
+def count_reports(report_ids: list[Any]) -> int:
+    """Count reports into the aggregates, each once whatever the repeats (in the list, or of earlier
+    calls): one pass over their contributions and one upsert per aggregate table. Runs in the caller's
+    transaction; returns how many were counted now."""
     lock_aggregates()
+    # The reports in id order, as erasure takes them (docs/architecture.md, "Lock order").
     facts = db.session.execute(
         text(f"""
+            WITH locked AS (
+                SELECT id FROM reports WHERE id = ANY(CAST(:ids AS uuid[])) AND heatmap_counted_at IS NULL
+                ORDER BY id FOR UPDATE
+            )
             UPDATE reports AS r SET heatmap_counted_at = clock_timestamp()
-            WHERE r.id = :id AND r.heatmap_counted_at IS NULL
+            FROM locked WHERE r.id = locked.id AND r.heatmap_counted_at IS NULL
             RETURNING {REPORT_FACTS}
         """),
-        {"id": report_id, "tz": city_tz()},
+        {"ids": [str(i) for i in report_ids], "tz": city_tz()},
     ).all()
     if not facts:
-        return False
+        return 0
     added = contributions(facts)
     _add_counts("heatmap_cells", added.cube)
     _add_totals(added.cube)
     _add_reporters(added.reporters)
     _add_units(added.units)
-    _add_counts("heatmap_council_cells", council_contributions(_council_facts("r.id = :id", {"id": report_id})),
+    counted = [str(f.id) for f in facts]
+    _add_counts("heatmap_council_cells",
+                council_contributions(_council_facts("r.id = ANY(CAST(:ids AS uuid[]))", {"ids": counted})),
                 council=True)
-    return True
+    return len(facts)
 
 
 def retain_counts_of_author(user_id: Any) -> int:

@@ -26,6 +26,9 @@ class OutboxTask(Base):
     last_error: Mapped[str | None] = mapped_column(String(1000))
     # The request that created the task (X-Request-Id): its jobs log under the same id.
     request_id: Mapped[str | None] = mapped_column(String(64))
+    # Claimed as part of a batch (one RQ job for many tasks of one kind): the id of the batch's first
+    # task, whose job (``outbox-<id>``) carries this one. NULL: the task's job is its own.
+    batch_id: Mapped[int | None] = mapped_column(BigInteger)
 
     __table_args__ = (
         Index("ix_outbox_pending", "id", postgresql_where=text("done_at IS NULL")),

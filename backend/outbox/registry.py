@@ -81,6 +81,10 @@ class Handler:
     # when the task has failed its last attempt (outbox.MAX_ATTEMPTS): to record, in the domain's
     # own terms, that the work was given up.
     on_give_up: Callable[..., Any] | None = None
+    # Does the work of many tasks of this kind at once, in one transaction: called with their payloads
+    # (a list, in task order), it must leave the same effects as ``func`` called on each. The relay then
+    # enqueues pending tasks of this kind in batches (one job each; service.run_batch).
+    batch: Callable[[list[dict[str, Any]]], Any] | None = None
 
     @property
     def inline(self) -> bool:
@@ -109,6 +113,7 @@ def subscribe(
     only: Mapping[str, Iterable[str]] | None = None,
     commits_on_its_own: str | None = None,
     on_give_up: Callable[..., Any] | None = None,
+    batch: Callable[[list[dict[str, Any]]], Any] | None = None,
 ) -> Handler:
     """Register ``func`` for ``event``: inline without a queue, else as outbox task ``task`` on ``queue``.
     ``func`` is called with the event's payload as keyword arguments."""
@@ -119,8 +124,11 @@ def subscribe(
         raise RegistryError(f"{func.__qualname__}: a queued handler needs a task name")
     if queue is None and on_give_up is not None:
         raise RegistryError(f"{func.__qualname__}: an inline handler fails with its publisher; it has nothing to give up")
+    if batch is not None and (queue is None or commits_on_its_own):
+        raise RegistryError(f"{func.__qualname__}: only a queued handler that runs in its task's transaction "
+                            "can run in batches")
     handler = Handler(event, func, domain, task, queue, {k: tuple(v) for k, v in (only or {}).items()},
-                      commits_on_its_own, on_give_up)
+                      commits_on_its_own, on_give_up, batch)
     if any(h.event == event and h.func is func for h in _handlers):
         return handler  # a module imported twice registers once
     if task and any(h.task == task for h in _handlers):

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, text, tuple_, update
@@ -76,6 +78,37 @@ _CREATE_SQL = text(f"""
 """).columns(*Report.__table__.columns, author_id_checked=Report.author_id.type)
 
 
+_RESULT_TYPES = {column.name: column.type for column in Report.__table__.columns}
+
+
+def _execute_create(params: dict[str, Any]) -> SimpleNamespace:
+    """The ingest statement on the session's psycopg connection, as a statement psycopg prepares once
+    per connection: on the hot path SQLAlchemy's compile and result machinery cost more CPU than the
+    statement (docs/benchmarks.md). Same transaction as the session's; columns converted by their
+    SQLAlchemy types, as ``db.session.execute`` would."""
+    connection = db.session.connection()
+    dialect = connection.dialect
+    sql = _compiled_create(dialect)
+    cursor = connection.connection.driver_connection.execute(sql, params, prepare=True)
+    values = cursor.fetchone()
+    row = {}
+    for column, value in zip(cursor.description, values, strict=True):
+        processor = _result_processor(dialect, column.name, column.type_code)
+        row[column.name] = processor(value) if processor is not None and value is not None else value
+    return SimpleNamespace(**row)
+
+
+@functools.cache
+def _compiled_create(dialect: Any) -> str:
+    return str(_CREATE_SQL.compile(dialect=dialect))
+
+
+@functools.cache
+def _result_processor(dialect: Any, name: str, type_code: int) -> Any:
+    column_type = _RESULT_TYPES.get(name)
+    return column_type._cached_result_processor(dialect, type_code) if column_type is not None else None  # noqa: SLF001
+
+
 def _insert(uid: str, data: dict[str, Any], key: uuid.UUID | None, fingerprint: bytes) -> Created:
     transport = data.get("transport") or {}
     params = {
@@ -96,7 +129,7 @@ def _insert(uid: str, data: dict[str, Any], key: uuid.UUID | None, fingerprint: 
         **outbox.tasks_params(REPORT_CREATED),
     }
     for _ in range(2):
-        row = db.session.execute(_CREATE_SQL, params).one()
+        row = _execute_create(params)
         if row.author_id_checked is not None:
             break
     if row.id is not None:

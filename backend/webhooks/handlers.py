@@ -13,6 +13,14 @@ def report_created(report_id: str) -> None:
     service.fan_out("report.created", service.report_fact(report_id))
 
 
+def reports_created(payloads: list[dict]) -> None:
+    """A batch of ``report_created``: one look for a subscription to the event first (usually none)."""
+    if not service.subscribed_to("report.created"):
+        return
+    for payload in payloads:
+        report_created(**payload)
+
+
 def report_status_changed(report_id: str, status: str, change_id: int) -> None:
     service.fan_out("report.status_changed", service.report_fact(report_id, status, change_id))
 
@@ -29,7 +37,8 @@ def deliveries_due(delivery_ids: list[str]) -> None:
     deliver(delivery_ids)
 
 
-subscribe("report.created", report_created, task="webhooks.report_created", queue=queues.WEBHOOKS)
+subscribe("report.created", report_created, task="webhooks.report_created", queue=queues.WEBHOOKS,
+          batch=reports_created)
 subscribe("report.status_changed", report_status_changed, task="webhooks.report_status_changed", queue=queues.WEBHOOKS)
 subscribe("cluster.detected", cluster_detected, task="webhooks.cluster_detected", queue=queues.WEBHOOKS)
 subscribe("alert.sent", alert_sent, task="webhooks.alert_sent", queue=queues.WEBHOOKS)

@@ -193,6 +193,14 @@ _SUBSCRIBERS = text("""
 """)
 
 
+def subscribed_to(event: str) -> bool:
+    """Whether any active subscription wants ``event`` at all (anywhere, any category)."""
+    return db.session.execute(
+        text("SELECT EXISTS (SELECT FROM webhook_subscriptions WHERE active AND :event = ANY(events))"),
+        {"event": event},
+    ).scalar_one()
+
+
 def fan_out(event: str, fact: Fact | None) -> list[uuid.UUID]:
     """One delivery per subscription that wants this event here, its body made now (the task's
     transaction commits them); exact locations are audited, one entry per delivery."""
