@@ -45,6 +45,17 @@ def add_report(report_id: str) -> int:
     return _insert("r.id = :id", {"id": report_id})
 
 
+def add_reports(payloads: list[dict[str, Any]]) -> int:
+    """A batch of ``report.created`` (under a backlog, backend/outbox): the edges near every report of
+    the batch still there, in one statement. The reports are locked in id order, as erasure locks them."""
+    ids = sorted({str(p["report_id"]) for p in payloads})
+    kept = db.session.execute(text(
+        "SELECT id FROM reports WHERE id = ANY(CAST(:ids AS uuid[])) ORDER BY id FOR KEY SHARE"), {"ids": ids}).scalars().all()
+    if not kept:
+        return 0
+    return _insert("r.id = ANY(CAST(:ids AS uuid[]))", {"ids": [str(i) for i in kept]})
+
+
 def rebuild() -> int:
     """Every report's edges again (after the graph is rebuilt, whose edge ids are new, or a bulk seed);
     returns the rows written. Flushes only: the caller commits."""

@@ -234,6 +234,24 @@ def test_a_report_is_recorded_near_the_streets_within_25_metres_of_it(client, co
     assert names == ["Column Nought", "Rung 2"]
 
 
+def test_a_batch_of_reports_records_the_same_streets_as_one_by_one(client, commuter, other_commuter, grid):
+    one = report_at(commuter, 10, 200, NOON, recorded=False)
+    post_report(client, other_commuter, 0, 200, NOON - timedelta(days=2))  # then erased: skipped in the batch
+    assert client.delete("/api/v1/me", headers=other_commuter.headers()).status_code == 204
+    one += report_at(commuter, 10, 300, NOON, recorded=False)
+    tasks = db.session.scalars(text(
+        "SELECT id FROM outbox WHERE task = 'streets.report_edges' AND done_at IS NULL ORDER BY id")).all()
+    assert len(tasks) == 3
+    assert outbox.run_batch(tasks) == "3 done"
+    batched = db.session.execute(text("SELECT report_id, edge_id FROM report_edges ORDER BY 1, 2")).all()
+    db.session.execute(text("DELETE FROM report_edges"))
+    for task_id in tasks:
+        db.session.execute(text("UPDATE outbox SET done_at = NULL WHERE id = :id"), {"id": task_id})
+    record_nearby_streets()  # one by one
+    assert db.session.execute(text("SELECT report_id, edge_id FROM report_edges ORDER BY 1, 2")).all() == batched
+    assert {str(r) for r, _ in batched} == set(one)
+
+
 def test_an_erased_reporter_s_reports_stop_counting(client, commuter, other_commuter, grid):
     for _ in range(3):
         post_report(client, other_commuter, 0, 200, NOON - timedelta(days=2))
