@@ -61,7 +61,12 @@ class Platform:
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         process = self.processes.pop(name)
         os.killpg(process.pid, sig)
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # stuck (e.g. a drill that failed mid-way): never left running
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+            raise
 
 
 @pytest.fixture
@@ -74,11 +79,18 @@ def platform(settings, real_commits, monkeypatch, tmp_path) -> Iterator[Platform
     platform.processes["api"] = start_api(settings.database_url, redis.url, port)
     platform.start_worker()
     platform.start_scheduler()
-    yield platform
-    for name in list(platform.processes):
-        platform.kill(name, signal.SIGTERM)
-    redis.stop()
-    db.session.remove()
+    try:
+        yield platform
+    finally:  # every process stopped, even when a drill failed or one of them will not stop
+        stuck = []
+        for name in list(platform.processes):
+            try:
+                platform.kill(name, signal.SIGTERM)
+            except (subprocess.TimeoutExpired, ProcessLookupError) as error:
+                stuck.append(f"{name}: {error!r}")
+        redis.stop()
+        db.session.remove()
+        assert not stuck, f"processes that did not stop on SIGTERM (killed): {stuck}"
 
 
 class Traffic(threading.Thread):
