@@ -40,9 +40,7 @@ def _insert(where: str, params: dict[str, Any]) -> int:
 def add_report(report_id: str) -> int:
     """The ``report.created`` handler: record the edges near one report; returns how many. A report
     erased before this runs is skipped (its row is locked first, so it cannot go meanwhile)."""
-    if db.session.execute(text("SELECT FROM reports WHERE id = :id FOR KEY SHARE"), {"id": report_id}).first() is None:
-        return 0
-    return _insert("r.id = :id", {"id": report_id})
+    return add_reports([{"report_id": report_id}])
 
 
 def add_reports(payloads: list[dict[str, Any]]) -> int:
