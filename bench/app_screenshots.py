@@ -5,7 +5,6 @@ demo's safe hubs and a few hundred demo reports, with an alert near the phone.""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -14,9 +13,8 @@ from pathlib import Path
 import requests
 from playwright.sync_api import sync_playwright
 
-from backend.config import prepare_process_environment
-from backend.devserver import free_port, scratch_database, start_api
 from backend.devtokens import emulator_token
+from bench import screenshots
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "docs" / "images"
@@ -88,18 +86,11 @@ def shoot(base: str) -> None:
 
 
 def main() -> None:
-    prepare_process_environment()
-    url, _ = scratch_database(os.environ["DATABASE_URL"], "app_screenshots")
-    prepare(url)
-    port = free_port()
-    server = start_api(url, os.environ["REDIS_URL"], port)
-    try:
-        base = f"http://127.0.0.1:{port}"
+    def shoot_with_alert(base: str) -> None:
         add_alert(base)
         shoot(base)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(10)
+
+    screenshots.take("app_screenshots", prepare, shoot_with_alert)
     print(f"screenshots written to {IMAGES.relative_to(ROOT)}/app-*.png")
 
 

@@ -13,15 +13,13 @@ with the development sign-in. No basemap is configured: the map is the built-in 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
 
-from backend.config import prepare_process_environment
-from backend.devserver import free_port, scratch_database, start_api
+from bench import screenshots
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "docs" / "images"
@@ -86,16 +84,7 @@ def shoot(base: str) -> None:
 
 
 def main() -> None:
-    prepare_process_environment()
-    url, _ = scratch_database(os.environ["DATABASE_URL"], "dashboard_screenshots")
-    prepare(url)
-    port = free_port()
-    server = start_api(url, os.environ["REDIS_URL"], port)
-    try:
-        shoot(f"http://127.0.0.1:{port}")
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(10)
+    screenshots.take("dashboard_screenshots", prepare, shoot)
     print(f"screenshots written to {IMAGES.relative_to(ROOT)}/dashboard*.png")
 
 
