@@ -10,8 +10,9 @@ The safer route minimises each edge's length times ``1 + penalty``, where the pe
 
 It is never longer than ``MAX_DETOUR`` times the shortest: when the penalised route is longer, the
 penalties are halved and the route sought again (``STRENGTHS``); when none fits, the safer route is the
-shortest and the answer says so. The shortest route is sought among the edges in a box around its
-two ends (pgRouting reads its edge query on every call; the whole city would take seconds); the
+shortest and the answer says so. The shortest route is sought among the edges in an ellipse around
+its two ends, kept when its length proves it the shortest of all, else in a box around them
+(pgRouting reads its edge query on every call; the whole city would take seconds); the
 safer one among the edges in a corridor around the shortest
 (``CORRIDOR_SHARE``), and only when the shortest has a penalty at all. A report is near a route when
 it is near one of its edges: the route's ``reports_nearby`` are read from ``report_edges`` too.
