@@ -4,8 +4,9 @@ street network, next to a bare ``pgr_dijkstra`` by length on the same boxes, in 
 The endpoint runs as shipped (gunicorn, deploy/gunicorn.conf.py) on the local database, with whatever
 reports it holds (``make demo`` seeds 25,000); each walk is asked at 22:00 on a November evening, so
 that the unlit-street penalty and the after-dark figures are in play. The floor is one
-``pgr_dijkstra`` over the edges in the box the endpoint uses for that walk, costs in metres,
-between the same two vertices: what any route at all costs. The endpoint does that twice or more
+``pgr_dijkstra`` over the edges in the box around the walk's two corners (``service._box``: what the
+endpoint searched before it tried an ellipse first, and still searches when the ellipse cannot prove
+its path the shortest), costs in metres, between the same two vertices: what any route at all costs. The endpoint does that twice or more
 (shortest, then safer), plus the penalties and each route's figures.
 """
 
@@ -57,7 +58,7 @@ def pick_walks(count: int, rng: random.Random) -> list[tuple[tuple[float, float]
 
 
 def bare(start: tuple[float, float], end: tuple[float, float], apart: float) -> float:
-    """Seconds for one pgr_dijkstra by length over the endpoint's box for this walk."""
+    """Seconds for one pgr_dijkstra by length over the box around this walk (the endpoint's box rule)."""
     source = service._nearest_vertex(start, "from").id
     target = service._nearest_vertex(end, "to").id
     box = service._box(start, end, apart)

@@ -10,8 +10,9 @@ The safer route minimises each edge's length times ``1 + penalty``, where the pe
 
 It is never longer than ``MAX_DETOUR`` times the shortest: when the penalised route is longer, the
 penalties are halved and the route sought again (``STRENGTHS``); when none fits, the safer route is the
-shortest and the answer says so. The shortest route is sought among the edges in a box around its
-two ends (pgRouting reads its edge query on every call; the whole city would take seconds); the
+shortest and the answer says so. The shortest route is sought among the edges in an ellipse around
+its two ends, kept when its length proves it the shortest of all, else in a box around them
+(pgRouting reads its edge query on every call; the whole city would take seconds); the
 safer one among the edges in a corridor around the shortest
 (``CORRIDOR_SHARE``), and only when the shortest has a penalty at all. A report is near a route when
 it is near one of its edges: the route's ``reports_nearby`` are read from ``report_edges`` too.
@@ -19,6 +20,7 @@ it is near one of its edges: the route's ``reports_nearby`` are read from ``repo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -44,6 +46,13 @@ WALK_M_PER_MIN = 80.0
 # The box: the two places' bounding box widened by this share of their distance, and at least BOX_MIN_M.
 BOX_SHARE = 0.6
 BOX_MIN_M = 300
+# The shortest route is sought first among the edges both of whose ends lie in the ellipse of the two
+# corners' foci whose points P have |AP| + |PB| <= ELLIPSE_SHARE x |AB| (planar, British National Grid:
+# street_edges.source_x ...); the path found is the shortest when no path leaving the ellipse can be
+# shorter. A planar distance there is at most PLANAR_SCALE_MAX times the true one (over London the grid's
+# scale is 0.9998: tests/streets check the shipped network).
+ELLIPSE_SHARE = 1.4
+PLANAR_SCALE_MAX = 1.001
 # The safer route is sought among the edges within this share of the shortest route's length of it
 # (at least CORRIDOR_MIN_M): the streets a walker would take to go round a block or two.
 CORRIDOR_SHARE = 0.2
@@ -86,12 +95,15 @@ class Vertex:
     id: int
     lon: float
     lat: float
+    x: float  # British National Grid, metres
+    y: float
 
 
 def _nearest_vertex(place: tuple[float, float], field: str) -> Vertex:
     """The nearer end of the street edge nearest the place (within SNAP_M)."""
     row = db.session.execute(text("""
-        SELECT v.id, ST_X(v.geom) AS lon, ST_Y(v.geom) AS lat
+        SELECT v.id, ST_X(v.geom) AS lon, ST_Y(v.geom) AS lat,
+               ST_X(ST_Transform(v.geom, 27700)) AS x, ST_Y(ST_Transform(v.geom, 27700)) AS y
         FROM (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS p) AS q
         CROSS JOIN LATERAL (
             SELECT id, geom, source, target FROM street_edges
@@ -102,7 +114,7 @@ def _nearest_vertex(place: tuple[float, float], field: str) -> Vertex:
         """), {"lon": place[0], "lat": place[1], "snap": SNAP_M}).first()
     if row is None:
         raise RouteInputError(field, f"is more than {SNAP_M} m from any street of the network")
-    return Vertex(row.id, row.lon, row.lat)
+    return Vertex(row.id, row.lon, row.lat, row.x, row.y)
 
 
 def _corridor(edge_ids: list[int], length_m: float) -> str:
@@ -145,6 +157,17 @@ def _penalties(edge_ids: list[int], at: datetime, tz: str) -> dict[int, float]:
 def edges_sql(box: Box) -> str:
     """pgRouting's edge query for the shortest route: the edges in the box, cost in metres."""
     return f"SELECT id, source, target, length_m AS cost FROM street_edges WHERE geom && {box.sql()}"
+
+
+def ellipse_edges_sql(box: Box, a: Vertex, b: Vertex, reach_m: float) -> str:
+    """pgRouting's edge query for the shortest route within an ellipse: the edges in ``box`` (which holds
+    the ellipse) both of whose ends P have |AP| + |PB| <= ``reach_m`` in planar metres, cost in metres.
+    Plain float arithmetic on the edge's own columns, inside the box's index scan."""
+    def within(end: str) -> str:
+        return (f"sqrt(({end}_x - {a.x!r})^2 + ({end}_y - {a.y!r})^2) + "
+                f"sqrt(({end}_x - {b.x!r})^2 + ({end}_y - {b.y!r})^2) <= {float(reach_m)!r}")
+    return (f"SELECT id, source, target, length_m AS cost FROM street_edges "
+            f"WHERE geom && {box.sql()} AND {within('source')} AND {within('target')}")
 
 
 def safer_edges_sql(corridor: str, at: datetime, tz: str, after_dark: bool, strength: float) -> str:
@@ -236,11 +259,21 @@ def _feature(row: Any, at: datetime, after_dark: bool, tz: ZoneInfo) -> dict[str
 
 
 def _shortest(source: Vertex, target: Vertex) -> Path:
-    """The shortest path among the edges in the box around its two ends (edges_sql); once more in a
-    box three times as wide when that box holds no path at all (a river between). No edges: none."""
+    """The shortest path: first among the edges in the ellipse of ELLIPSE_SHARE around its two ends
+    (ellipse_edges_sql), kept when it is proved the shortest (any path leaving the ellipse passes a
+    vertex P with |AP| + |PB| > reach, so is longer than reach / PLANAR_SCALE_MAX); else among the edges
+    in the box around them (edges_sql), once more in a box three times as wide when that box holds no
+    path at all (a river between). No edges: none."""
     ends = ((source.lon, source.lat), (target.lon, target.lat))
     apart = haversine_m(*ends)
-    path = Path([], 0.0, 0.0)
+    planar = math.hypot(source.x - target.x, source.y - target.y)
+    reach = ELLIPSE_SHARE * planar
+    # The ellipse lies within its semi-minor axis of the segment AB (in true metres a little more).
+    half_width = math.sqrt(reach * reach - planar * planar) / 2
+    path = dijkstra(ellipse_edges_sql(_box(*ends, apart, margin=1.01 * half_width + 5), source, target, reach),
+                    source.id, target.id)
+    if path.edges and path.length_m * PLANAR_SCALE_MAX <= reach:
+        return path
     for widen in (1.0, 3.0):
         path = dijkstra(edges_sql(_box(*ends, apart, margin=widen * max(BOX_MIN_M, BOX_SHARE * apart))), source.id, target.id)
         if path.edges:

@@ -5,7 +5,8 @@ meets), so every vertex is first snapped to a grid of ``SNAP_DEGREES`` (about a 
 is cut at each snapped vertex it shares with another segment, and at its two ends. The cut points are
 the graph's vertices (``street_vertices``); the pieces between them its edges (``street_edges``),
 each with its ``source`` and ``target`` vertex, its length in metres as its cost, the segment it
-belongs to, and that segment's ``lit``. Each report's nearby edges (``report_edges``) are
+belongs to, that segment's ``lit``, and its two ends in planar metres (``source_x`` ... ``target_y``,
+British National Grid: the routes service's ellipse test, backend/routes/service.py). Each report's nearby edges (``report_edges``) are
 recorded again for the new edges. Pieces of the graph cut off from the rest (fewer
 than ``ISLAND_SHARE`` of the largest piece's vertices) are left out of it. Two streets that cross without sharing a vertex
 (a bridge over a road) stay unconnected, as they should.
@@ -43,8 +44,11 @@ _STEPS = (
     """INSERT INTO street_vertices (id, geom)
        SELECT id, ST_SetSRID(ST_MakePoint(kx * :grid, ky * :grid), 4326) FROM street_nodes""",
     # Each segment cut at its vertices: the pieces between consecutive cuts, ends moved onto the vertices.
-    """INSERT INTO street_edges (segment_id, source, target, length_m, lit, geom, geom_m)
-       SELECT segment_id, source, target, ST_Length(geom::geography), lit, geom, ST_Transform(geom, 3857)
+    """INSERT INTO street_edges (segment_id, source, target, length_m, lit, geom, geom_m,
+                                source_x, source_y, target_x, target_y)
+       SELECT segment_id, source, target, ST_Length(geom::geography), lit, geom, ST_Transform(geom, 3857),
+              ST_X(ST_Transform(ST_StartPoint(geom), 27700)), ST_Y(ST_Transform(ST_StartPoint(geom), 27700)),
+              ST_X(ST_Transform(ST_EndPoint(geom), 27700)), ST_Y(ST_Transform(ST_EndPoint(geom), 27700))
        FROM (
            SELECT c.segment_id, c.source, c.target, s.lit,
                   ST_SetPoint(ST_SetPoint(ST_MakeLine(array_agg(p.pt ORDER BY p.i)), 0, vs.geom), -1, vt.geom) AS geom

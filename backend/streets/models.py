@@ -83,6 +83,11 @@ class StreetEdge(Base):
     lit: Mapped[str | None] = mapped_column(Text)  # the segment's, copied
     geom = mapped_column(Geometry("LINESTRING", srid=4326, spatial_index=False), nullable=False)
     geom_m = mapped_column(Geometry("LINESTRING", srid=3857, spatial_index=False), nullable=False)  # Web Mercator
+    # The source and target vertex in the British National Grid (EPSG:27700, metres; migration 0019).
+    source_x: Mapped[float] = mapped_column(Float, nullable=False)
+    source_y: Mapped[float] = mapped_column(Float, nullable=False)
+    target_x: Mapped[float] = mapped_column(Float, nullable=False)
+    target_y: Mapped[float] = mapped_column(Float, nullable=False)
 
     __table_args__ = (
         Index("ix_street_edges_geom", "geom", postgresql_using="gist"),

@@ -22,6 +22,7 @@ from sqlalchemy import text
 from backend.extensions import db
 from backend.outbox import service as outbox
 from backend.reports import service as reports_service
+from backend.routes import service
 from backend.streets.service import load_street_segments
 from tests import factories
 
@@ -287,3 +288,35 @@ def test_loading_the_network_again_records_every_report_s_streets_again(app, cli
         db.session.commit()
     assert db.session.scalar(text("SELECT count(DISTINCT report_id) FROM report_edges")) == 3
     assert route(client, commuter, at=NOON).json["same_route"] is False
+
+
+def test_a_shortest_route_that_leaves_the_ellipse_is_still_found(app, client, commuter, tmp_path):
+    # From A (0, 0) to B (100 m, 0): inside the ellipse of the first search (|AP| + |PB| <= 140 m) only a
+    # zigzag of 225 m; outside it, round a block 60 m north, 220 m. The zigzag is too long for the
+    # ellipse to prove it the shortest, so the box is searched: the answer is the block.
+    features = [street([(0, 0), (50, 45), (50, -45), (100, 0)], name="Zigzag", highway="footway", lit="yes"),
+                # two streets meeting at (50 m, 60 m): a vertex of the graph outside the ellipse
+                street([(0, 0), (0, 60), (50, 60)], name="Round the block", highway="residential", lit="yes"),
+                street([(50, 60), (100, 60), (100, 0)], name="Round the block", highway="residential", lit="yes")]
+    path = tmp_path / "detour.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    with app.app_context():
+        assert load_street_segments(path, class_field="highway", lit_field="lit") == 3
+        db.session.commit()
+    response = route(client, commuter, start=(0, 0), end=(100, 0), at=NOON)
+    assert response.status_code == 200, response.json
+    shortest = by_kind(response.json)["shortest"]
+    assert shortest["properties"]["length_m"] == pytest.approx(220, abs=2)
+    assert max(lat for _, lat in shortest["geometry"]["coordinates"]) == pytest.approx(point(0, 60)[1], abs=2e-5)
+
+
+def test_the_ellipse_proves_a_route_that_stays_inside_it(app, client, commuter, grid):
+    # A0 to A4: 400 m straight along column 0, well inside the ellipse; the same answer as the box's.
+    with app.app_context():
+        source = service._nearest_vertex(point(0, 0), "from")
+        target = service._nearest_vertex(point(0, 400), "to")
+        found = service._shortest(source, target)
+        planar = math.hypot(source.x - target.x, source.y - target.y)
+        assert found.length_m == pytest.approx(400, abs=2)
+        assert found.length_m * service.PLANAR_SCALE_MAX <= service.ELLIPSE_SHARE * planar  # proved at once
+        db.session.rollback()

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import text
 
 from backend.extensions import db
+from backend.routes import service as routes_service
 from backend.streets.service import SHIPPED, clear_street_segments, load_shipped_network, loaded_network
 from tests.exports.helpers import add_report, built, read_features
 
@@ -49,6 +50,12 @@ def test_the_shipped_file_loads_once_and_the_second_load_is_skipped(app, shipped
     assert before == after and after[0] == 28_704 and after[1] > 28_704  # ways cut at junctions
     assert lit == {"yes": 8_926, "no": 456, "unknown": 28_704 - 8_926 - 456}
     assert network.source == SHIPPED["path"].name and network.segments == 28_704
+    with app.app_context():  # the routes' ellipse test: planar metres never more than PLANAR_SCALE_MAX true ones
+        scale = db.session.scalar(text("""
+            SELECT max(sqrt((source_x - target_x)^2 + (source_y - target_y)^2)
+                       / ST_Distance(ST_StartPoint(geom)::geography, ST_EndPoint(geom)::geography))
+            FROM street_edges WHERE ST_Distance(ST_StartPoint(geom)::geography, ST_EndPoint(geom)::geography) > 10"""))
+    assert 0.999 < scale <= routes_service.PLANAR_SCALE_MAX
     result = app.test_cli_runner().invoke(args=["streets", "load"])
     assert result.exit_code == 0 and "already loaded" in result.output
 
