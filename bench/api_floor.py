@@ -127,6 +127,8 @@ def profile(app, n: int, bodies: list[str], tokens: list[str]) -> None:
     ms, errors = in_process(app, n, bodies, tokens)
     profiler.disable()
     print(f"{n} requests, {ms:.3f} CPU ms each under the profiler, {errors} errors")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    profiler.dump_stats(RESULTS / "api-floor.prof")  # python -m pstats bench/results/api-floor.prof
     stats = pstats.Stats(profiler)
     for key in ("tottime", "cumulative"):
         stats.sort_stats(key).print_stats(int(os.environ.get("PROFILE_LINES", "45")))
