@@ -8,6 +8,8 @@ In one run, the variants alternating for several rounds (the machine is shared a
   does), no database, no token, no limits, no hooks; under gunicorn as shipped
   (deploy/gunicorn.conf.py: gthread) and under granian in the same shape (workers × threads);
 - **minimal, in-process**: the same app through Flask's test client, in this process;
+- **minimal+insert**: the minimal app storing each report with one prepared ``INSERT ... RETURNING``
+  and a commit through psycopg (a connection per thread): the least database work a report needs;
 - **ours, <server>**: the platform's API (``backend.wsgi``, real PostgreSQL and Redis, abuse limits on
   by default as in production, generous enough never to refuse) under each server;
 - **ours, in-process**: ``create_app()`` through the test client.
@@ -40,11 +42,28 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 SERVERS = ("gunicorn", "granian")
+APPS = ("minimal", "minimal+insert", "ours")
 
 
-def minimal_app():
+INSERT_SQL = (
+    "INSERT INTO reports (author_id, category, subcategory, occurred_at, location, accuracy_m, route, mode, line, "
+    "station, factors, description, idempotency_key, request_hash) VALUES (%s, %s, %s, %s, "
+    "ST_GeomFromWKB(%s, 4326), %s, ST_GeomFromWKB(%s, 4326), %s, %s, %s, %s, %s, %s, %s) RETURNING id, status, "
+    "created_at, updated_at")
+
+
+def minimal_app_with_insert():
+    """The minimal app storing each report with one prepared INSERT ... RETURNING and a commit through
+    psycopg (a connection per thread), the least database work a report needs (FLOOR_DSN)."""
+    return minimal_app(insert=True)
+
+
+def minimal_app(insert: bool = False):
     """Flask + flask-smorest + the platform's report schemas, and nothing of ours besides."""
+    import threading
+
     import flask_smorest
+    import psycopg
     from flask import Flask
     from flask.views import MethodView
 
@@ -55,6 +74,25 @@ def minimal_app():
     app.config.update(API_TITLE="floor", API_VERSION="1", OPENAPI_VERSION="3.0.3")
     api = flask_smorest.Api(app)
     blp = flask_smorest.Blueprint("floor", __name__, url_prefix="/api/v1")
+    local = threading.local()
+    author_id = None
+    if insert:
+        with psycopg.connect(os.environ["FLOOR_DSN"]) as conn:
+            author_id = conn.execute(
+                "INSERT INTO users (firebase_uid) VALUES ('floor-minimal') ON CONFLICT (firebase_uid) "
+                "DO UPDATE SET firebase_uid = EXCLUDED.firebase_uid RETURNING id").fetchone()[0]
+
+    def stored(data: dict[str, Any], transport: dict[str, Any]) -> tuple:
+        if not hasattr(local, "conn"):
+            local.conn = psycopg.connect(os.environ["FLOOR_DSN"])
+        route = data.get("route")
+        row = local.conn.execute(INSERT_SQL, (
+            author_id, data["category"], data.get("subcategory"), data["occurred_at"], data["location"].wkb,
+            data.get("accuracy_m"), route.wkb if route is not None else None, transport.get("mode"),
+            transport.get("line"), transport.get("station"), data.get("factors") or [], data.get("description"),
+            uuid.uuid4(), b"\x00" * 32), prepare=True).fetchone()
+        local.conn.commit()
+        return row
 
     @blp.route("/reports")
     class Reports(MethodView):
@@ -63,13 +101,15 @@ def minimal_app():
         def post(self, data: dict[str, Any]):
             now = datetime.now(timezone.utc)
             transport = data.get("transport") or {}
+            report_id, status, created_at, updated_at = (stored(data, transport) if insert
+                                                         else (uuid.uuid4(), "received", now, now))
             report = SimpleNamespace(
-                id=uuid.uuid4(), category=data["category"], subcategory=data.get("subcategory"),
+                id=report_id, category=data["category"], subcategory=data.get("subcategory"),
                 occurred_at=data["occurred_at"], location=data["location"], accuracy_m=data.get("accuracy_m"),
                 route=data.get("route"), mode=transport.get("mode"), line=transport.get("line"),
                 station=transport.get("station"), factors=data.get("factors") or [],
-                description=data.get("description"), status="received", public_note=None, created_at=now,
-                updated_at=now)
+                description=data.get("description"), status=status, public_note=None, created_at=created_at,
+                updated_at=updated_at)
             return report, 201, {"Location": f"/api/v1/reports/{report.id}"}
 
     api.register_blueprint(blp)
@@ -146,7 +186,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="client threads against a server")
     parser.add_argument("--limits", choices=("on", "off"), default="on", help="our app's abuse limits (on in production)")
     parser.add_argument("--only", default="", help="comma-separated variant names to run (default: all)")
-    parser.add_argument("--profile", choices=("ours", "minimal"), default=None,
+    parser.add_argument("--profile", choices=APPS, default=None,
                         help="instead: cProfile that app in-process over --requests POSTs, top by own and cumulative time")
     args = parser.parse_args()
 
@@ -157,26 +197,28 @@ def main() -> None:
                 "RATE_LIMITS_ENABLED": "true" if args.limits == "on" else "false",
                 # Generous enough never to refuse the bench's users on one address, yet checked in Redis.
                 **{name.upper(): "1000000/minute" for name in RATE_LIMIT_SETTINGS}}
-    os.environ.update(ours_env)  # the in-process app reads the same settings
+    os.environ.update(ours_env, FLOOR_DSN=dsn)  # the in-process apps read the same settings
     tokens = [emulator_token(f"floor-user-{n}") for n in range(50)]
     bodies = [json.dumps(report_body(i)) for i in range(1000)]
 
     from backend import create_app
 
-    apps = {"minimal in-process": minimal_app(), "ours in-process": create_app()}
+    apps = {"minimal in-process": minimal_app(), "minimal+insert in-process": minimal_app_with_insert(),
+            "ours in-process": create_app()}
     if args.profile:
         profile(apps[f"{args.profile} in-process"], args.requests, bodies, tokens)
         return
     servers: dict[str, tuple[subprocess.Popen, int]] = {}
-    variants = [f"{app} {where}" for where in (*SERVERS, "in-process") for app in ("minimal", "ours")]
+    variants = [f"{app} {where}" for where in (*SERVERS, "in-process") for app in APPS]
     if args.only:
         variants = [v for v in variants if v in args.only.split(",")]
     try:
         for server in SERVERS:
-            if f"minimal {server}" in variants:
-                port = free_port()
-                servers[f"minimal {server}"] = (start_server(server, "bench.api_floor:minimal_app", port, {}, True),
-                                                port)
+            for name, factory in (("minimal", "minimal_app"), ("minimal+insert", "minimal_app_with_insert")):
+                if f"{name} {server}" in variants:
+                    port = free_port()
+                    servers[f"{name} {server}"] = (
+                        start_server(server, f"bench.api_floor:{factory}", port, {"FLOOR_DSN": dsn}, True), port)
             if f"ours {server}" in variants:
                 port = free_port()
                 servers[f"ours {server}"] = (start_server(server, "backend.wsgi:app", port, ours_env, False), port)
@@ -221,7 +263,7 @@ def main() -> None:
     print(f"\n| CPU ms per POST /api/v1/reports (median of {args.rounds} × {args.requests}; limits {args.limits}) "
           f"| {' | '.join(('gunicorn', 'granian', 'in-process'))} |")
     print("| --- | ---: | ---: | ---: |")
-    for app_name in ("minimal", "ours"):
+    for app_name in APPS:
         cells = []
         for where in (*SERVERS, "in-process"):
             name = f"{app_name} {where}"
