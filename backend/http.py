@@ -74,13 +74,6 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def _may_hold_surrogates(raw: bytes) -> bool:
-    """Whether a JSON body may hold a lone surrogate: only a ``\\uD800``-``\\uDFFF`` escape makes one (UTF-8
-    cannot carry surrogates, and the body was decoded strictly), so a body without ``\\ud``/``\\uD`` needs
-    no walk through its strings (most bodies: the walk cost more than parsing them)."""
-    return b"\\ud" in raw or b"\\uD" in raw
-
-
 def parse_strict_json(raw: bytes) -> Any:
     """Parse a request body: no NaN/Infinity, no duplicate keys, no runaway nesting."""
     try:
@@ -122,10 +115,7 @@ class StrictParser(FlaskParser):
                 errors={"Content-Type": [f"must be {JSON_MIMETYPE}"]},
             )
         # Kept for views that need the body as sent (idempotency fingerprints), parsed once.
-        raw = req.get_data(cache=True)
-        body = req.environ[RAW_JSON_KEY] = parse_strict_json(raw)
-        if not _may_hold_surrogates(raw):
-            return body
+        body = req.environ[RAW_JSON_KEY] = parse_strict_json(req.get_data(cache=True))
         view = current_app.view_functions.get(req.endpoint or "")
         per_item = getattr(getattr(view, "view_class", None), "per_item_body", None)
         bad = {path: messages for path, messages in lone_surrogates(body).items()
