@@ -8,7 +8,7 @@ WITH_STACK := deploy/local/with-stack
 CLI := $(WITH_STACK) $(VENV)/bin/safetravel
 DEMO_REPORTS ?= 25000
 
-.PHONY: help demo run test test-faults test-fuzz lint browser bench-ingest bench-heatmap bench-alerts bench-export bench-load bench-routes bench-app app-screenshots dashboard-screenshots stack down migrate councils streets seed venv clean
+.PHONY: help demo run test test-faults test-fuzz lint browser bench-ingest bench-floor bench-heatmap bench-alerts bench-export bench-load bench-routes bench-app app-screenshots dashboard-screenshots stack down migrate councils streets seed venv clean
 
 help:
 	@echo "make demo          run the whole platform with London demo data (Ctrl-C stops it)"
@@ -17,6 +17,7 @@ help:
 	@echo "make test-faults   only the fault drills (Redis down, PostgreSQL restarted) under traffic"
 	@echo "make test-fuzz     schemathesis against the OpenAPI document with a token of every role"
 	@echo "make bench-ingest  reports/s through the API next to raw INSERTs (BENCH_ARGS=--with-worker: with the worker, CPU per report)"
+	@echo "make bench-floor   CPU per report of the API stack's floor (Flask + flask-smorest, no DB) next to ours, per server"
 	@echo "make bench-heatmap heatmap rebuild, tiles and freshness on 1,000,000 reports"
 	@echo "make bench-alerts  alert targeting on 1,000,000 devices, fan-out throughput"
 	@echo "make bench-export  council export of 1,000,000 reports per format, next to ogr2ogr"
@@ -84,6 +85,9 @@ browser:
 
 bench-ingest: venv stack
 	@$(WITH_STACK) $(VENV)/bin/python -m bench.ingest $(BENCH_ARGS)
+
+bench-floor: venv stack
+	@$(WITH_STACK) $(VENV)/bin/python -m bench.api_floor $(BENCH_ARGS)
 
 bench-heatmap: venv stack
 	@$(WITH_STACK) $(VENV)/bin/python -m bench.heatmap $(BENCH_ARGS)

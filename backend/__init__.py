@@ -13,7 +13,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import InternalServerError, ServiceUnavailable
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from backend import auth, limits, logs, metrics, security, transient
+from backend import auth, logs, metrics, security, transient
 from backend.config import Settings
 from backend.extensions import db, redis_conn
 from backend.http import Api
@@ -55,7 +55,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     redis_conn.init_app(app)
     auth.init_app(app)
     logs.init_app(app)
-    limits.init_app(app)
     metrics.init_app(app)
     security.init_app(app)
     if settings.proxy_hops:

@@ -41,6 +41,7 @@ CLOCK_SKEW_S = 60
 # Firebase ID tokens live exactly an hour; the app refreshes them. A longer one was not made by Google.
 MAX_TOKEN_LIFETIME_S = 3600
 FIREBASE_APP_NAME = "safetravel"
+VERIFIED_TOKENS_KEPT = 4096  # tokens whose signature check is remembered per process (about 4 MiB at most)
 
 SECURITY_SCHEME = {
     "type": "http",
@@ -151,9 +152,17 @@ def _without(message: str, token: str) -> str:
     return re.sub(r"[A-Za-z0-9_\-.]{40,}", "", message).strip()[:300] or "malformed"
 
 
+@functools.lru_cache(maxsize=VERIFIED_TOKENS_KEPT)
+def _verified_claims(token: str, fb_app: firebase_admin.App) -> dict[str, Any]:
+    """firebase-admin's verification of one token (signature, audience, issuer), kept per process: an app
+    sends the same token for its hour, and checking it again gives the same answer. Failures are not
+    kept (they raise). The time checks in ``verify`` run on every request."""
+    return firebase_auth.verify_id_token(token, app=fb_app, clock_skew_seconds=CLOCK_SKEW_S)
+
+
 def verify(token: str, fb_app: firebase_admin.App) -> dict[str, Any]:
     try:
-        claims = firebase_auth.verify_id_token(token, app=fb_app, clock_skew_seconds=CLOCK_SKEW_S)
+        claims = _verified_claims(token, fb_app)
     except firebase_auth.ExpiredIdTokenError:
         abort(401, message="The ID token has expired: refresh it and try again.")
     except firebase_auth.CertificateFetchError:

@@ -26,7 +26,6 @@ from backend.config import Settings, prepare_process_environment
 from backend.councils.service import load_council_areas
 from backend.devserver import ensure_database, free_port
 from backend.extensions import db, redis_conn
-from backend.limits import limiter
 from backend.migrate import upgrade
 from backend.models import Base
 from tests import appctx
@@ -170,20 +169,13 @@ class DisposableRedis:
             self.process = None
 
 
-def use_limits_storage(app, url: str) -> None:
-    """Point the rate limiter's counters at another Redis (Flask-Limiter re-reads its storage)."""
-    app.config["RATELIMIT_STORAGE_URI"] = url
-    limiter.init_app(app)
-
-
 @pytest.fixture
 def disposable_redis(app, settings: Settings):
-    """A Redis of the test's own, which the app (queues and rate limits) uses for the length of the test."""
+    """A Redis of the test's own, which the app (queues and rate limits: backend/limits.py counts on the
+    same connection) uses for the length of the test."""
     server = DisposableRedis()
     server.start()
     redis_conn.configure(replace(settings, redis_url=server.url))
-    use_limits_storage(app, server.url)
     yield server
     server.stop()
     redis_conn.configure(settings)
-    use_limits_storage(app, settings.redis_url)

@@ -146,3 +146,38 @@ def test_a_malformed_limit_stops_the_process_at_start_up(name, value):
 def test_limits_come_from_the_environment():
     settings = Settings.from_env({"RATE_LIMIT_REPORTS": "10/minute;100/day", "RATE_LIMITS_ENABLED": "false"})
     assert settings.rate_limit_reports == "10/minute;100/day" and settings.rate_limits_enabled is False
+
+
+def test_a_report_checks_and_counts_all_its_limits_in_one_redis_round_trip(client, commuter, limits):
+    from backend.extensions import redis_conn
+
+    limits(rate_limit_reports="60/minute;1000/day", rate_limit_reports_ip="600/minute")  # three windows
+    assert post_report(client, commuter).status_code == 201  # the script is loaded once per Redis
+    redis_conn.client.config_resetstat()
+    assert post_report(client, commuter).status_code == 201
+    stats = redis_conn.client.info("commandstats")
+    sent = {name: stat["calls"] for name, stat in stats.items()
+            if not name.startswith(("cmdstat_config", "cmdstat_info"))  # this test's own
+            and name not in ("cmdstat_lindex", "cmdstat_lpush", "cmdstat_ltrim", "cmdstat_expire")}  # the script's
+    assert sent == {"cmdstat_evalsha": 1}
+    windows = sorted(k.decode() for k in redis_conn.client.keys("LIMITS:LIMITER/safetravel-limits/*"))
+    assert [w.rsplit("/", 3)[1:] for w in windows] == [["600", "1", "minute"], ["1000", "1", "day"],
+                                                       ["60", "1", "minute"]]
+    assert all(redis_conn.client.llen(w) == 2 for w in windows)
+
+
+def test_a_refused_request_counts_against_no_limit(client, limits):
+    limits(rate_limit_reports="3/minute", rate_limit_reports_ip="2/minute")
+    phone = Caller("phone-z")
+    assert [post_report(client, phone, ip="192.0.2.20").status_code for _ in range(3)] == [201, 201, 429]
+    refused = post_report(client, phone, ip="192.0.2.20")
+    assert refused.status_code == 429 and "address" in refused.json["message"]
+    # The account's window holds only the two reports that went through: one more fits from elsewhere.
+    assert [post_report(client, phone, ip="192.0.2.21").status_code for _ in range(2)] == [201, 429]
+
+
+def test_while_the_limits_redis_is_down_each_process_still_keeps_them(client, commuter, disposable_redis, limits):
+    limits(rate_limit_reports="2/minute")
+    disposable_redis.stop()
+    codes = [post_report(client, commuter).status_code for _ in range(3)]
+    assert codes == [201, 201, 429]
