@@ -108,9 +108,11 @@ class PgProfile:
     def snapshot(self) -> Snapshot:
         snap = Snapshot()
         owners = _socket_owners(self.clients)
-        activity = {pid: (owners.get(port) or app or kind if kind == "client backend" else kind)
-                    for pid, kind, app, port in self.conn.execute(
-                        "SELECT pid, backend_type, application_name, client_port FROM pg_stat_activity")}
+        activity = {pid: ((owners.get(port) or app or kind) + (" LISTEN" if query.startswith("LISTEN") else "")
+                          if kind == "client backend" else kind)
+                    for pid, kind, app, port, query in self.conn.execute(
+                        "SELECT pid, backend_type, application_name, client_port, coalesce(query, '') "
+                        "FROM pg_stat_activity")}
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
                 continue
