@@ -15,6 +15,10 @@ Three kinds of handler (docs/architecture.md, "Events and handlers"):
 - **queued, commits on its own**: an outbox task whose handler commits as it goes (a fan-out of
   thousands of pushes, a file written for minutes). It is run at least once; the reason it gives at
   registration says how its own records make a second run harmless.
+
+A queued handler may also give ``when``, an SQL condition the publisher evaluates in its own
+transaction (inside the producer's statement, for ``tasks_cte``): no task is written unless it holds
+(webhooks for report.created, while no partner subscribes).
 """
 
 from __future__ import annotations
