@@ -51,6 +51,7 @@ from redis import Redis
 from backend.config import prepare_process_environment
 from backend.devserver import free_port, scratch_database, start_api
 from backend.devtokens import emulator_token
+from bench.pgprofile import PgProfile
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -116,12 +117,31 @@ def postmaster_pid(dsn: str) -> int:
         return _process_table()[backend][0]  # while the backend lives
 
 
+class Poller:
+    """The bench's own look at the outbox, on one connection (a new connection per look cost PostgreSQL
+    a backend's start-up each time, counted in its CPU per report)."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.conn: psycopg.Connection | None = None
+
+    def execute(self, sql: str) -> tuple:
+        if self.conn is None or self.conn.closed:
+            self.conn = psycopg.connect(self.dsn, autocommit=True, application_name="bench-poll")
+        return self.conn.execute(sql).fetchone()
+
+
+_pollers: dict[str, Poller] = {}
+
+
+def _poll(dsn: str, sql: str) -> tuple:
+    return _pollers.setdefault(dsn, Poller(dsn)).execute(sql)
+
+
 def heatmap_lag(dsn: str) -> tuple[int, float]:
     """(uncounted reports' tasks, age in seconds of the oldest of them)."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        pending, age = conn.execute(
-            "SELECT count(*), coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0) FROM outbox "
-            "WHERE done_at IS NULL AND task = 'heatmap.apply_report'").fetchone()
+    pending, age = _poll(dsn, "SELECT count(*), coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0) "
+                              "FROM outbox WHERE done_at IS NULL AND task = 'heatmap.apply_report'")
     return pending, float(age)
 
 
@@ -144,12 +164,17 @@ def start_platform_process(module: str, database_url: str, redis_url: str) -> su
 
 
 def outbox_pending(dsn: str) -> int:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        return conn.execute("SELECT count(*) FROM outbox WHERE done_at IS NULL").fetchone()[0]
+    return _poll(dsn, "SELECT count(*) FROM outbox WHERE done_at IS NULL")[0]
+
+
+def wait_for_outbox(dsn: str, timeout_s: float = 120) -> None:
+    t0 = time.perf_counter()
+    while outbox_pending(dsn) and time.perf_counter() - t0 < timeout_s:
+        time.sleep(0.1)
 
 
 def backlog_round(port: int, args, tokens: list[str], dsn: str, workers: list[subprocess.Popen],
-                  postgres: int) -> dict:
+                  postgres: int, profile: PgProfile | None = None) -> dict:
     """The worker paused while reports pile up, then its CPU per report until every task is done."""
     while outbox_pending(dsn):
         time.sleep(0.2)
@@ -158,20 +183,36 @@ def backlog_round(port: int, args, tokens: list[str], dsn: str, workers: list[su
     time.sleep(5)
     idle_ms_per_s = (tree_cpu_ms(*(w.pid for w in workers)) - idle0) / (time.perf_counter() - t_idle)
     os.killpg(worker.pid, signal.SIGSTOP)
+    profiles = {}
     try:
+        if profile:
+            profile.start()
+        pg_posting0 = tree_cpu_ms(postgres)
         api_phase(port, args.concurrency, args.requests, tokens)
+        pg_posting = tree_cpu_ms(postgres) - pg_posting0
+        if profile:
+            profile.stop()
+            profiles["posting"] = profile.report(args.requests, "posting, the worker paused (the ingest alone)")
     finally:
         os.killpg(worker.pid, signal.SIGCONT)
+    if profile:
+        profile.start()
     cpu0, pg0, t0 = tree_cpu_ms(worker.pid), tree_cpu_ms(postgres), time.perf_counter()
     while outbox_pending(dsn):
         time.sleep(0.05)
     seconds = time.perf_counter() - t0
     cpu_ms, pg_ms = tree_cpu_ms(worker.pid) - cpu0, tree_cpu_ms(postgres) - pg0
+    if profile:
+        profile.stop()
+        profiles["draining"] = profile.report(args.requests, "the worker draining the backlog")
     print(f"backlog: {args.requests} reports' tasks done in {seconds:.1f} s after the worker resumed "
           f"({args.requests / seconds:.0f} reports/s); CPU ms per report: worker {cpu_ms / args.requests:.2f}, "
-          f"PostgreSQL {pg_ms / args.requests:.2f}; idle, the worker and scheduler use {idle_ms_per_s:.0f} ms/s",
+          f"PostgreSQL {pg_ms / args.requests:.2f} (while posting with the worker paused: "
+          f"{pg_posting / args.requests:.2f}); idle, the worker and scheduler use {idle_ms_per_s:.0f} ms/s",
           flush=True)
     return {"reports": args.requests, "seconds": round(seconds, 2),
+            "postgres_cpu_ms_per_report_posting": round(pg_posting / args.requests, 3),
+            **({"pg_profile": profiles} if profiles else {}),
             "worker_cpu_ms_per_report": round(cpu_ms / args.requests, 3),
             "postgres_cpu_ms_per_report": round(pg_ms / args.requests, 3),
             "idle_worker_cpu_ms_per_s": round(idle_ms_per_s, 1)}
@@ -250,7 +291,7 @@ def raw_insert_phase(dsn: str, concurrency: int, total: int, author_ids: list[st
 
     def work(i: int, state: dict) -> bool:
         if "conn" not in state:
-            state["conn"] = psycopg.connect(dsn, autocommit=False)
+            state["conn"] = psycopg.connect(dsn, autocommit=False, application_name="bench-raw")
             state["close"] = state["conn"].close
         body = report_body(i)
         route = body.get("route")
@@ -296,6 +337,9 @@ def main() -> None:
                         help="the API's WSGI server (gunicorn as shipped, or granian in the same shape)")
     parser.add_argument("--with-worker", action="store_true",
                         help="run the worker, relay and scheduler too (abuse limits off); wait for the heatmap")
+    parser.add_argument("--pg-profile", action="store_true",
+                        help="where PostgreSQL's CPU goes: by process, by statement (pg_stat_statements), by table, "
+                             "for the last round's API phase and the backlog round's halves (bench/pgprofile.py)")
     args = parser.parse_args()
 
     database_url = os.environ["DATABASE_URL"]
@@ -308,9 +352,17 @@ def main() -> None:
     postgres = postmaster_pid(dsn)
     port = free_port()
     extra = {"RATE_LIMITS_ENABLED": "false"} if args.with_worker else {}
+    if args.pg_profile:  # planning time too, for every connection the bench and the platform open
+        os.environ["PGOPTIONS"] = (os.environ.get("PGOPTIONS", "") + " -c pg_stat_statements.track_planning=on").strip()
+    profile = PgProfile(dsn, postgres) if args.pg_profile else None
+    if profile and not profile.statements:
+        print("pg_stat_statements is not in shared_preload_libraries: no per-statement table", flush=True)
     api = start_api(bench_sqlalchemy_url, redis_url, port, server=args.server, **extra)
     workers = ([start_platform_process(m, bench_sqlalchemy_url, redis_url) for m in ("worker", "worker.scheduler")]
                if args.with_worker else [])
+    if profile:
+        profile.clients = {"API": api.pid, **({"worker (jobs, relay)": workers[0].pid, "scheduler": workers[1].pid}
+                                             if workers else {})}
     raw_phases, api_phases, cpu = [], [], []
     backlog = None
     try:
@@ -322,13 +374,19 @@ def main() -> None:
             author_ids = [str(r[0]) for r in conn.execute("SELECT id FROM users")]
         raw_insert_phase(dsn, args.concurrency, 400, author_ids)
         for round_no in range(1, args.rounds + 1):
+            if args.with_worker:  # the raw floor on a quiet database: the last round's other tasks done too
+                wait_for_outbox(dsn)
             pg0 = tree_cpu_ms(postgres)
             raw = raw_insert_phase(dsn, args.concurrency, args.requests, author_ids)
             pg_raw = tree_cpu_ms(postgres) - pg0
+            if profile:
+                profile.start()
             before = (tree_cpu_ms(api.pid), tree_cpu_ms(*(w.pid for w in workers)), tree_cpu_ms(postgres))
             via_api = api_phase(port, args.concurrency, args.requests, tokens)
             catch_up_s = wait_for_heatmap(dsn) if args.with_worker else 0.0
             after = (tree_cpu_ms(api.pid), tree_cpu_ms(*(w.pid for w in workers)), tree_cpu_ms(postgres))
+            if profile:
+                profile.stop()
             n = args.requests
             round_cpu = {"pg_per_raw_insert": pg_raw / n, "api": (after[0] - before[0]) / n,
                          "worker": (after[1] - before[1]) / n, "pg_per_report": (after[2] - before[2]) / n,
@@ -344,7 +402,10 @@ def main() -> None:
                   + (f"  | heatmap caught up {catch_up_s:.1f} s after, sustained {round_cpu['sustained']:.0f}/s "
                      f"= {round_cpu['sustained'] / raw.throughput:.2f} x raw" if args.with_worker else ""),
                   flush=True)
-        backlog = backlog_round(port, args, tokens, dsn, workers, postgres) if args.with_worker else None
+        stream_profile = (profile.report(args.requests, f"round {args.rounds}'s API phase"
+                                         + (" and catch-up (the stream)" if args.with_worker else ""))
+                          if profile else None)
+        backlog = backlog_round(port, args, tokens, dsn, workers, postgres, profile) if args.with_worker else None
     finally:
         for process in workers:
             os.killpg(process.pid, signal.SIGCONT)
@@ -353,6 +414,8 @@ def main() -> None:
         for process in (api, *workers):
             process.wait(timeout=30)
         Redis.from_url(redis_url).flushdb()
+        if profile:
+            profile.close()
 
     def med(values):
         return statistics.median(values)
@@ -379,6 +442,7 @@ def main() -> None:
         "heatmap_catch_up_s": round(med([c["catch_up_s"] for c in cpu]), 2) if args.with_worker else None,
         "sustained_reports_per_s": round(med([c["sustained"] for c in cpu])) if args.with_worker else None,
         "backlog": backlog,
+        "pg_profile_stream": stream_profile,
         "sustained_ratio_median": (round(med([c["sustained"] / r.throughput for c, r in zip(cpu, raw_phases)]), 3)
                                    if args.with_worker else None),
     }

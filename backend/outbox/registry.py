@@ -15,6 +15,10 @@ Three kinds of handler (docs/architecture.md, "Events and handlers"):
 - **queued, commits on its own**: an outbox task whose handler commits as it goes (a fan-out of
   thousands of pushes, a file written for minutes). It is run at least once; the reason it gives at
   registration says how its own records make a second run harmless.
+
+A queued handler may also give ``when``, an SQL condition the publisher evaluates in its own
+transaction (inside the producer's statement, for ``tasks_cte``): no task is written unless it holds
+(webhooks for report.created, while no partner subscribes).
 """
 
 from __future__ import annotations
@@ -85,6 +89,10 @@ class Handler:
     # (a list, in task order), it must leave the same effects as ``func`` called on each. The relay then
     # enqueues pending tasks of this kind in batches (one job each; service.run_batch).
     batch: Callable[[list[dict[str, Any]]], Any] | None = None
+    # An SQL condition (a boolean expression over the database, no parameters) evaluated when the event is
+    # published, in the publisher's statement or transaction: the task is written only when it holds.
+    # For work that is usually unwanted (webhooks when no partner subscribes): no outbox row, no claim.
+    when: str | None = None
 
     @property
     def inline(self) -> bool:
@@ -99,6 +107,9 @@ class RegistryError(RuntimeError):
 
 
 _handlers: list[Handler] = []
+# Bumped whenever a handler is added: statements that write an event's tasks (tasks_cte) hold the
+# handlers' conditions in their text, and are rebuilt when it changes.
+_version = 0
 # Per event, its queued handlers and their filters as the JSON a single-statement publish binds
 # (outbox.service.tasks_params): worked out once, not on every report; subscribe() forgets them.
 _routing: dict[str, str] = {}
@@ -114,9 +125,12 @@ def subscribe(
     commits_on_its_own: str | None = None,
     on_give_up: Callable[..., Any] | None = None,
     batch: Callable[[list[dict[str, Any]]], Any] | None = None,
+    when: str | None = None,
 ) -> Handler:
     """Register ``func`` for ``event``: inline without a queue, else as outbox task ``task`` on ``queue``.
-    ``func`` is called with the event's payload as keyword arguments."""
+    ``func`` is called with the event's payload as keyword arguments. ``when``: an SQL condition the
+    publisher evaluates in its own transaction; the task is recorded only when it holds."""
+    global _version
     domain = func.__module__.split(".")[1]
     if queue is None and (task or commits_on_its_own):
         raise RegistryError(f"{func.__qualname__}: an inline handler has no task name and cannot commit")
@@ -127,15 +141,28 @@ def subscribe(
     if batch is not None and (queue is None or commits_on_its_own):
         raise RegistryError(f"{func.__qualname__}: only a queued handler that runs in its task's transaction "
                             "can run in batches")
+    if when is not None and queue is None:
+        raise RegistryError(f"{func.__qualname__}: an inline handler runs with its publisher; it has no condition")
     handler = Handler(event, func, domain, task, queue, {k: tuple(v) for k, v in (only or {}).items()},
-                      commits_on_its_own, on_give_up, batch)
+                      commits_on_its_own, on_give_up, batch, when)
     if any(h.event == event and h.func is func for h in _handlers):
         return handler  # a module imported twice registers once
     if task and any(h.task == task for h in _handlers):
         raise RegistryError(f"two handlers for the outbox task {task!r}")
     _handlers.append(handler)
     _routing.clear()
+    _version += 1
     return handler
+
+
+def version() -> int:
+    """Changes whenever a handler is added (statements built from the handlers are then stale)."""
+    return _version
+
+
+def conditions(event: str) -> dict[str, str]:
+    """The event's queued handlers that have a ``when`` condition: task -> SQL condition."""
+    return {h.task: h.when for h in handlers_for(event) if not h.inline and h.when is not None}
 
 
 def handlers_for(event: str) -> list[Handler]:

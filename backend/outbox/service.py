@@ -58,10 +58,13 @@ def add(task: str, queue: str, payload: dict[str, Any]) -> OutboxTask:
 
 def publish(event: str, payload: dict[str, Any], **attributes: Any) -> list[OutboxTask]:
     """Announce an event in the current transaction: inline handlers run now, queued ones get a task
-    each (committed, or rolled back, with the publisher's own writes). ``attributes`` route it."""
+    each (committed, or rolled back, with the publisher's own writes). ``attributes`` route it; a
+    handler's ``when`` condition is asked of the database (in this transaction) first."""
     tasks = []
     for handler in registry.handlers_for(event):
         if not handler.accepts(attributes):
+            continue
+        if handler.when is not None and not db.session.scalar(text(f"SELECT {handler.when}")):
             continue
         if handler.inline:
             handler.func(**payload)
@@ -74,10 +77,17 @@ def publish(event: str, payload: dict[str, Any], **attributes: Any) -> list[Outb
     return tasks
 
 
-def tasks_cte(source: str, payload: str, attributes: str) -> str:
-    """A data-modifying CTE body that publishes an event for every row of ``source`` inside a producer's
+def tasks_cte(event: str, source: str, payload: str, attributes: str) -> str:
+    """A data-modifying CTE body that publishes ``event`` for every row of ``source`` inside a producer's
     own statement (the report insert keeps its single round trip): ``payload`` and ``attributes``
-    are SQL jsonb expressions over ``source``. Bind ``tasks_params(event)`` with it."""
+    are SQL jsonb expressions over ``source``. Bind ``tasks_params(event)`` with it. The handlers'
+    ``when`` conditions are part of the text, evaluated by the same statement (on its snapshot): build
+    it once the handlers are loaded, and again when ``registry.version()`` changes."""
+    conditions = registry.conditions(event)
+    when = ""
+    if conditions:
+        cases = " ".join(f"""WHEN '{task.replace("'", "''")}' THEN ({sql})""" for task, sql in conditions.items())
+        when = f"AND CASE h.task {cases} ELSE true END"
     return f"""
         INSERT INTO outbox (task, queue, payload, request_id)
         SELECT h.task, h.queue, {payload}, :outbox_request_id
@@ -85,7 +95,7 @@ def tasks_cte(source: str, payload: str, attributes: str) -> str:
         WHERE NOT EXISTS (
             SELECT FROM jsonb_each(h.only_) AS o (name, allowed)
             WHERE NOT coalesce(o.allowed ? ({attributes} ->> o.name), false)
-        )
+        ) {when}
     """
 
 

@@ -25,6 +25,7 @@ from backend.auth import Principal
 from backend.config import current_settings
 from backend.councils.models import CouncilArea
 from backend.extensions import db
+from backend.outbox import registry
 from backend.outbox import service as outbox
 from backend.reports.models import Report, ReportStatusChange
 from backend.users.service import IDENTITY_CTE, find_user_id
@@ -58,7 +59,10 @@ def request_fingerprint(body: dict[str, Any]) -> bytes:
 # unless its idempotency key was used, publish ``report.created`` (a task for each handler the
 # registry has for it), and wake the outbox relay.
 # ``author_id`` comes back NULL only when a brand-new user's first reports race; then we retry.
-_CREATE_SQL = text(f"""
+# Built once the handlers are registered (their ``when`` conditions are part of the text: a webhooks
+# task only while a partner subscribes), and again if they change.
+def _create_sql() -> Any:
+    return text(f"""
     WITH {IDENTITY_CTE}
     , report AS (
         INSERT INTO reports (author_id, category, subcategory, occurred_at, location, accuracy_m, route, mode, line,
@@ -70,7 +74,7 @@ _CREATE_SQL = text(f"""
         ON CONFLICT ON CONSTRAINT uq_reports_author_idempotency_key DO NOTHING
         RETURNING *
     ), tasks AS ({outbox.tasks_cte(
-        "report", payload="jsonb_build_object('report_id', report.id)",
+        REPORT_CREATED, "report", payload="jsonb_build_object('report_id', report.id)",
         attributes="jsonb_build_object('category', report.category)")}
     )
     SELECT (SELECT id FROM identity) AS author_id_checked, report.*, pg_notify('{outbox.CHANNEL}', '') AS notified
@@ -88,7 +92,7 @@ def _execute_create(params: dict[str, Any]) -> SimpleNamespace:
     SQLAlchemy types, as ``db.session.execute`` would."""
     connection = db.session.connection()
     dialect = connection.dialect
-    sql = _compiled_create(dialect)
+    sql = _compiled_create(dialect, registry.version())
     cursor = connection.connection.driver_connection.execute(sql, params, prepare=True)
     values = cursor.fetchone()
     row = {}
@@ -98,9 +102,9 @@ def _execute_create(params: dict[str, Any]) -> SimpleNamespace:
     return SimpleNamespace(**row)
 
 
-@functools.cache
-def _compiled_create(dialect: Any) -> str:
-    return str(_CREATE_SQL.compile(dialect=dialect))
+@functools.lru_cache(maxsize=4)
+def _compiled_create(dialect: Any, _handlers_version: int) -> str:
+    return str(_create_sql().compile(dialect=dialect))
 
 
 @functools.cache

@@ -51,6 +51,10 @@ def add_reports(payloads: list[dict[str, Any]]) -> int:
         "SELECT id FROM reports WHERE id = ANY(CAST(:ids AS uuid[])) ORDER BY id FOR KEY SHARE"), {"ids": ids}).scalars().all()
     if not kept:
         return 0
+    # Not compiled by JIT: PostGIS's costs (ST_Subdivide's thousand rows a report, each an index probe)
+    # put a batch of a few reports past jit_above_cost, and compiling took 100-250 ms for a statement
+    # that runs in about 1 ms: most of PostgreSQL's CPU per report under a stream (docs/benchmarks.md).
+    db.session.execute(text("SET LOCAL jit = off"))
     return _insert("r.id = ANY(CAST(:ids AS uuid[]))", {"ids": [str(i) for i in kept]})
 
 

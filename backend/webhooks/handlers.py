@@ -37,8 +37,11 @@ def deliveries_due(delivery_ids: list[str]) -> None:
     deliver(delivery_ids)
 
 
+# Most reports have no partner waiting for them: the ingest statement writes this task only while an
+# active subscription to report.created exists (its own snapshot decides: a subscription sees the reports
+# stored after it was made). Subscriptions to the rarer events are looked up when their task runs.
 subscribe("report.created", report_created, task="webhooks.report_created", queue=queues.WEBHOOKS,
-          batch=reports_created)
+          batch=reports_created, when=service.subscribed_sql("report.created"))
 subscribe("report.status_changed", report_status_changed, task="webhooks.report_status_changed", queue=queues.WEBHOOKS)
 subscribe("cluster.detected", cluster_detected, task="webhooks.cluster_detected", queue=queues.WEBHOOKS)
 subscribe("alert.sent", alert_sent, task="webhooks.alert_sent", queue=queues.WEBHOOKS)

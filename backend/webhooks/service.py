@@ -30,7 +30,7 @@ from backend.councils.models import CouncilArea
 from backend.extensions import db
 from backend.geo import coarse
 from backend.outbox import service as outbox
-from backend.webhooks.models import WebhookDelivery, WebhookSubscription
+from backend.webhooks.models import EVENTS, WebhookDelivery, WebhookSubscription
 
 # What this domain announces to itself: deliveries written, to be sent now.
 DELIVERIES_DUE = "webhooks.deliveries_due"
@@ -199,6 +199,14 @@ def subscribed_to(event: str) -> bool:
         text("SELECT EXISTS (SELECT FROM webhook_subscriptions WHERE active AND :event = ANY(events))"),
         {"event": event},
     ).scalar_one()
+
+
+def subscribed_sql(event: str) -> str:
+    """``subscribed_to`` as an SQL condition without parameters, for a handler's ``when``
+    (backend/outbox/registry.py): the publisher asks it in its own statement."""
+    if event not in EVENTS:
+        raise ValueError(f"{event!r} is not an event partners subscribe to")
+    return f"EXISTS (SELECT FROM webhook_subscriptions WHERE active AND '{event}' = ANY(events))"
 
 
 def fan_out(event: str, fact: Fact | None) -> list[uuid.UUID]:

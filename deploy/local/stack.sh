@@ -152,9 +152,11 @@ cmd_pg_start() {
   if ! pg_running; then
     log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
     as_pg_user "$bindir/pg_ctl" -D "$home/data" -l "$home/postgres.log" -w -t 60 \
-      -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories='$home' -c max_connections=200" \
+      -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories='$home' -c max_connections=200 -c shared_preload_libraries=pg_stat_statements" \
       start >/dev/null
   fi
+  # pg_stat_statements is loaded (cheap) so that `make bench-ingest BENCH_ARGS=--pg-profile` can say which
+  # statements a report's PostgreSQL CPU goes to (docs/benchmarks.md); the view is created on demand.
   # Role and databases: idempotent. The role is a superuser of this development-only cluster so
   # that tests can create scratch databases with PostGIS (an untrusted extension).
   psql_admin -d postgres <<SQL

@@ -60,7 +60,8 @@ def test_replayed_idempotency_key_returns_first_report_and_creates_nothing(clien
     assert replay.json == first.json
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert count_reports() == 1
-    assert db.session.scalar(select(func.count()).select_from(OutboxTask)) == 4  # heatmap, cluster, webhooks, nearby streets: once
+    # heatmap, cluster, nearby streets (no partner subscribes: no webhooks task): once
+    assert db.session.scalar(select(func.count()).select_from(OutboxTask)) == 3
 
 
 def test_replay_with_reordered_keys_is_the_same_body(client, commuter):
@@ -139,15 +140,13 @@ def test_new_report_records_its_follow_up_work_for_the_relay(client, commuter, r
     assert [(t.task, t.queue, t.payload, t.enqueued_at) for t in tasks] == [
         ("heatmap.apply_report", "heatmap", {"report_id": response.json["id"]}, None),
         ("alerts.check_cluster", "alerts", {"report_id": response.json["id"]}, None),
-        ("webhooks.report_created", "webhooks", {"report_id": response.json["id"]}, None),
         ("streets.report_edges", "heatmap", {"report_id": response.json["id"]}, None),
-    ]
-    assert outbox_relay.relay() == 4
-    assert redis_client.lrange("rq:queue:heatmap", 0, -1) == [f"outbox-{tasks[0].id}".encode(), f"outbox-{tasks[3].id}".encode()]
+    ]  # and no webhooks task: no partner subscribes to report.created (tests/webhooks)
+    assert outbox_relay.relay() == 3
+    assert redis_client.lrange("rq:queue:heatmap", 0, -1) == [f"outbox-{tasks[0].id}".encode(), f"outbox-{tasks[2].id}".encode()]
     assert redis_client.lrange("rq:queue:alerts", 0, -1) == [f"outbox-{tasks[1].id}".encode()]
 
 
 def test_unsafe_route_report_gets_no_cluster_check(client, commuter):
     client.post(URL, json=route_body(), headers=commuter.headers())
-    assert db.session.scalars(select(OutboxTask.task)).all() == ["heatmap.apply_report", "webhooks.report_created",
-                                                                 "streets.report_edges"]
+    assert db.session.scalars(select(OutboxTask.task)).all() == ["heatmap.apply_report", "streets.report_edges"]

@@ -103,6 +103,35 @@ def test_a_report_inside_the_area_is_delivered_signed_without_text_ids_or_exact_
     assert log[0]["last_status_code"] == 204
 
 
+def webhook_tasks() -> list[dict[str, Any]]:
+    return db.session.scalars(text("SELECT payload FROM outbox WHERE task = 'webhooks.report_created' ORDER BY id")).all()
+
+
+def test_report_created_is_a_task_only_while_a_partner_subscribes_to_it(client, app, admin, commuter, receiver):
+    before = report(client, commuter, where=EXACT)
+    assert webhook_tasks() == []  # nobody subscribes: the ingest statement writes no webhooks task
+    other = subscribe(client, admin, receiver, events=["report.status_changed"])
+    assert report(client, commuter, where=EXACT) and webhook_tasks() == []  # nor for another event's partner
+
+    subscribe(client, admin, receiver)
+    first, second = report(client, commuter, where=EXACT), report(client, commuter, where=EXACT)
+    assert webhook_tasks() == [{"report_id": first}, {"report_id": second}]
+    work(app)
+
+    # Delivered once each, in the order stored; the report from before the subscription is not sent.
+    assert [(r.payload["data"]["report"]["id"], r.verified, r.answered) for r in receiver.received] == [
+        (first, True, 204), (second, True, 204)]
+    assert before not in {r.payload["data"]["report"]["id"] for r in receiver.received}
+    work(app)
+    assert len(receiver.received) == 2  # exactly once: the tasks are done
+
+    assert client.delete(f"/api/v1/webhooks/{other['id']}", headers=admin.headers()).status_code == 204
+    for subscription in client.get("/api/v1/webhooks", headers=admin.headers()).json:
+        client.patch(f"/api/v1/webhooks/{subscription['id']}", json={"active": False}, headers=admin.headers())
+    report(client, commuter, where=EXACT)
+    assert len(webhook_tasks()) == 2  # switched off: none again
+
+
 def test_a_forged_or_old_secret_does_not_verify(client, app, admin, commuter, receiver):
     subscription = subscribe(client, admin, receiver)
     old_secret = receiver.secret

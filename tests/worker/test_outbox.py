@@ -37,14 +37,14 @@ def tasks() -> list[OutboxTask]:
 
 def test_relayed_follow_ups_run_once_each(client, commuter, settings):
     client.post(URL, json=report_body(), headers=commuter.headers())
-    assert outbox_relay.relay() == 4
+    assert outbox_relay.relay() == 3
     assert outbox_relay.relay() == 0  # claimed: never enqueued twice
     run_worker(settings.redis_url)
 
+    # No partner subscribes to report.created: no webhooks task (tests/webhooks: one when one does).
     assert [(t.task, t.attempts, t.done_at is not None) for t in tasks()] == [
         ("heatmap.apply_report", 1, True),
         ("alerts.check_cluster", 1, True),
-        ("webhooks.report_created", 1, True),
         ("streets.report_edges", 1, True),
     ]
 
@@ -59,25 +59,25 @@ def test_redis_down_during_post_still_answers_201_and_work_runs_when_it_returns(
     assert response.status_code == 201
     with pytest.raises(RedisError):
         outbox_relay.relay()
-    assert [(t.enqueued_at, t.done_at) for t in tasks()] == [(None, None)] * 4  # waiting, unclaimed
+    assert [(t.enqueued_at, t.done_at) for t in tasks()] == [(None, None)] * 3  # waiting, unclaimed
     disposable_redis.start()
-    assert outbox_relay.relay() == 4
+    assert outbox_relay.relay() == 3
     run_worker(disposable_redis.url)
-    assert [(t.attempts, t.done_at is not None) for t in tasks()] == [(1, True)] * 4
+    assert [(t.attempts, t.done_at is not None) for t in tasks()] == [(1, True)] * 3
     assert client.get(f"{URL}/{response.json['id']}", headers=commuter.headers()).status_code == 200
 
 
 def test_tasks_lost_from_redis_are_released_by_the_sweep_and_run_once(client, commuter, disposable_redis):
     client.post(URL, json=report_body(), headers=commuter.headers())
-    assert outbox_relay.relay() == 4
+    assert outbox_relay.relay() == 3
     disposable_redis.stop()  # a Redis without persistence restarts empty: the jobs are gone
     disposable_redis.start()
 
-    assert outbox_relay.sweep(stale_after_s=0) == 4
-    assert outbox_relay.relay() == 4
+    assert outbox_relay.sweep(stale_after_s=0) == 3
+    assert outbox_relay.relay() == 3
     assert outbox_relay.sweep(stale_after_s=0) == 0  # back in RQ: left alone
     run_worker(disposable_redis.url)
-    assert [(t.attempts, t.done_at is not None) for t in tasks()] == [(1, True)] * 4
+    assert [(t.attempts, t.done_at is not None) for t in tasks()] == [(1, True)] * 3
 
 
 def test_a_job_popped_by_a_worker_that_then_lost_redis_is_released_by_the_sweep(redis_client):
@@ -148,9 +148,9 @@ def test_relay_thread_wakes_on_commit(app, real_commits, client, commuter, setti
         assert relay.listening.wait(15)
         client.post(URL, json=report_body(), headers=commuter.headers())
         deadline = time.monotonic() + 5
-        while relay.relayed < 4 and time.monotonic() < deadline:
+        while relay.relayed < 3 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert relay.relayed == 4  # heatmap, cluster check, webhooks, the report's nearby streets
+        assert relay.relayed == 3  # heatmap, cluster check, the report's nearby streets (no partner subscribes)
         assert redis_client.llen("rq:queue:heatmap") == 2 and redis_client.llen("rq:queue:alerts") == 1
     finally:
         relay.stop()

@@ -55,9 +55,10 @@ def test_a_backlog_is_relayed_as_one_job_per_kind_and_counts_each_report_once(cl
     outbox.add("heatmap.apply_report", queues.HEATMAP, {"report_id": report_ids[0]})
     db.session.commit()
 
-    # Four tasks a report (heatmap, cluster check, webhooks, the streets' nearby edges), but route
-    # reports (unsafe_route) need no cluster check; plus the replayed one.
-    assert outbox_relay.relay() == 7 * 4 - 2 + 1
+    # Three tasks a report (heatmap, cluster check, the streets' nearby edges; no partner subscribes to
+    # report.created, so no webhooks task), but route reports (unsafe_route) need no cluster check; plus
+    # the replayed one.
+    assert outbox_relay.relay() == 7 * 3 - 2 + 1
     heatmap_jobs = Queue(queues.HEATMAP, connection=redis_client).get_jobs()
     # One batch of the heatmap's tasks and one of the streets' nearby edges, both on the heatmap queue.
     assert [(job.func_name, len(job.args[0])) for job in heatmap_jobs] == [(outbox_relay.RUN_BATCH, 8), (outbox_relay.RUN_BATCH, 7)]
@@ -67,7 +68,7 @@ def test_a_backlog_is_relayed_as_one_job_per_kind_and_counts_each_report_once(cl
     db.session.expire_all()
     done = db.session.execute(select(OutboxTask.task, OutboxTask.attempts, OutboxTask.done_at.is_not(None))).all()
     assert sorted(set(done)) == [("alerts.check_cluster", 1, True), ("heatmap.apply_report", 1, True),
-                                 ("streets.report_edges", 1, True), ("webhooks.report_created", 1, True)]
+                                 ("streets.report_edges", 1, True)]
     batched = snapshot()
     # At level 12 (cells ~10 km across) each of these reports lies in one cell: counted once each.
     assert sum(count for level, *_rest, count in batched["heatmap_totals"] if level == 12) == len(report_ids)
@@ -116,14 +117,14 @@ def test_mixed_claims_are_grouped_by_kind_in_batches_of_at_most_the_batch_size()
 
 def test_the_sweep_releases_a_lost_batch_whole_and_it_runs_again_once(client, disposable_redis):
     report_ids = post_backlog(client)
-    assert outbox_relay.relay() == 26  # four tasks a report, but no cluster check for the two routes
+    assert outbox_relay.relay() == 19  # three tasks a report, but no cluster check for the two routes
     disposable_redis.stop()  # restarted empty: the batch jobs are gone
     disposable_redis.start()
 
-    assert outbox_relay.sweep(stale_after_s=0) == 26
+    assert outbox_relay.sweep(stale_after_s=0) == 19
     db.session.expire_all()
     assert db.session.scalar(select(OutboxTask.id).where(OutboxTask.batch_id.is_not(None))) is None
-    assert outbox_relay.relay() == 26
+    assert outbox_relay.relay() == 19
     assert outbox_relay.sweep(stale_after_s=0) == 0  # every task's batch job is in RQ again: left alone
     run_worker(disposable_redis.url)
 

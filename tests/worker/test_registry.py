@@ -94,6 +94,26 @@ def test_a_handler_on_a_queue_no_worker_serves_is_refused(monkeypatch):
         registry.check()
 
 
+def test_a_handler_with_a_condition_gets_a_task_only_while_it_holds(app, monkeypatch):
+    from backend.outbox import service as outbox
+
+    def build_export(export_id):
+        return None
+
+    monkeypatch.setattr(registry, "_handlers", [
+        registry.Handler("export.requested", build_export, "exports", "exports.never", queues.EXPORTS, when="false"),
+        registry.Handler("export.requested", build_export, "exports", "exports.while", queues.EXPORTS,
+                         when="EXISTS (SELECT FROM outbox WHERE task = 'exports.while')"),
+        registry.Handler("export.requested", build_export, "exports", "exports.always", queues.EXPORTS),
+    ])
+    assert [t.task for t in outbox.publish("export.requested", {"export_id": "e-1"})] == ["exports.always"]
+    outbox.add("exports.while", queues.EXPORTS, {"export_id": "e-0"})
+    assert [t.task for t in outbox.publish("export.requested", {"export_id": "e-2"})] == ["exports.while",
+                                                                                           "exports.always"]
+    with pytest.raises(registry.RegistryError, match="no condition"):
+        registry.subscribe("user.erasing", build_export, when="true")
+
+
 # -- how domains may depend on each other ---------------------------------------------------------
 
 def _domain_of(module: str) -> str | None:
