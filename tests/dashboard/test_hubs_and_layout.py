@@ -89,8 +89,13 @@ def test_a_hub_picked_on_the_map_centres_the_map_and_draws_the_radius_before_sen
     centre = page.evaluate("() => state.map.getCenter().toArray()")
     assert haversine_m(centre, PECKHAM) < 5  # the map centred on the hub
     page.get_by_label("Radius (m)").fill("300")
-    page.wait_for_function("async () => { const d = await state.map.getSource('alert-area').getData(); "
-                           "return d.features.length === 1; }")
+    # The hub's pick drew a circle of the default radius first: wait for the one of 300 m (its first
+    # vertex about 300 m from the hub, by an equirectangular estimate; asserted exactly below).
+    page.wait_for_function("async ([lon, lat]) => { const d = await state.map.getSource('alert-area').getData(); "
+                           "if (d.features.length !== 1) return false; "
+                           "const [x, y] = d.features[0].geometry.coordinates[0][0]; "
+                           "const k = 111320, dx = (x - lon) * k * Math.cos(lat * Math.PI / 180), dy = (y - lat) * k; "
+                           "return Math.abs(Math.hypot(dx, dy) - 300) < 5; }", arg=PECKHAM)
     outline = drawn_circle(page)
     assert all(abs(haversine_m(PECKHAM, vertex) - 300) < 1 for vertex in outline["coordinates"][0])
     assert page.locator("#alert-centre").inner_text().startswith("Centre: Peckham Rye station")
