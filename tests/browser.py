@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -35,3 +36,14 @@ def live_server(app, real_commits) -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(5)
+
+
+def wait_for_async(page, expression: str, arg: object = None, timeout_s: float = 10.0) -> None:
+    """Wait until an async page function (``expression``, given ``arg``) answers truthy. Playwright's
+    ``wait_for_function`` does not await a promise (any promise is truthy, so it returns at once), and
+    MapLibre's ``getSource(...).getData()`` answers one: poll ``page.evaluate``, which awaits it."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression, arg):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout_s} s: {expression}")
+        page.wait_for_timeout(50)

@@ -21,6 +21,7 @@ from backend.extensions import db
 from backend.geo import haversine_m
 from backend.hubs.models import KINDS
 from tests.alerts.test_alerts import add_device
+from tests.browser import wait_for_async
 from tests.exports.helpers import SECRET, run_outbox
 from tests.exports.helpers import add_report as add_described_report
 from tests.factories import CAMDEN_TOWN, PECKHAM
@@ -173,7 +174,7 @@ def test_the_alert_circle_drawn_is_the_one_the_server_gives(open_dashboard):
     with page.expect_response(lambda r: "/api/v1/alerts/circle?" in r.url and "radius_m=1500" in r.url) as answer:
         page.get_by_label("Radius (m)").fill("1500")
     served = answer.value.json()
-    page.wait_for_function("async () => { const d = await state.map.getSource('alert-area').getData(); "
+    wait_for_async(page, "async () => { const d = await state.map.getSource('alert-area').getData(); "
                            "return d.features.length === 1 && d.features[0].geometry.coordinates[0].length === 65; }")
     drawn = page.evaluate("async () => (await state.map.getSource('alert-area').getData()).features[0].geometry")
     assert drawn == served["outline"]

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from backend.extensions import db
 from backend.geo import haversine_m
 from tests.alerts.test_alerts import add_device
+from tests.browser import wait_for_async
 from tests.dashboard.test_security import serious_accessibility_violations
 from tests.exports.helpers import run_outbox
 from tests.factories import PECKHAM
@@ -91,13 +92,14 @@ def test_a_hub_picked_on_the_map_centres_the_map_and_draws_the_radius_before_sen
     page.get_by_label("Radius (m)").fill("300")
     # The hub's pick drew a circle of the default radius first: wait for the one of 300 m (its first
     # vertex about 300 m from the hub, by an equirectangular estimate; asserted exactly below).
-    page.wait_for_function("async ([lon, lat]) => { const d = await state.map.getSource('alert-area').getData(); "
+    wait_for_async(page, "async ([lon, lat]) => { const d = await state.map.getSource('alert-area').getData(); "
                            "if (d.features.length !== 1) return false; "
                            "const [x, y] = d.features[0].geometry.coordinates[0][0]; "
                            "const k = 111320, dx = (x - lon) * k * Math.cos(lat * Math.PI / 180), dy = (y - lat) * k; "
-                           "return Math.abs(Math.hypot(dx, dy) - 300) < 5; }", arg=PECKHAM)
+                           "return Math.abs(Math.hypot(dx, dy) - 300) < 5; }", PECKHAM)
     outline = drawn_circle(page)
-    assert all(abs(haversine_m(PECKHAM, vertex) - 300) < 1 for vertex in outline["coordinates"][0])
+    assert all(abs(haversine_m(PECKHAM, vertex) - 300) < 1 for vertex in outline["coordinates"][0]), \
+        sorted(round(haversine_m(PECKHAM, vertex), 1) for vertex in outline["coordinates"][0])
     assert page.locator("#alert-centre").inner_text().startswith("Centre: Peckham Rye station")
 
     page.get_by_label("Title").fill("Staff at Peckham Rye")
@@ -134,7 +136,7 @@ def test_an_alert_aimed_at_a_station_from_the_line_and_station_pickers(open_dash
     page.locator("#alert-station").select_option(label="Brixton")
     page.wait_for_function("() => !state.map.isMoving() && Math.abs(state.map.getCenter().lat - 51.4626) < 0.0003 && "
                            "Math.abs(state.map.getCenter().lng - -0.1148) < 0.0005")
-    page.wait_for_function("async () => (await state.map.getSource('alert-area').getData()).features.length === 1 && "
+    wait_for_async(page, "async () => (await state.map.getSource('alert-area').getData()).features.length === 1 && "
                            "document.querySelector('#alert-centre').textContent.startsWith('Centre: Brixton')")
     outline = drawn_circle(page)
     assert all(abs(haversine_m([-0.114829, 51.462618], vertex) - 500) < 50 for vertex in outline["coordinates"][0])

@@ -19,6 +19,7 @@ from backend.devserver import free_port
 from backend.extensions import db
 from backend.security import area_for, areas
 from tests.alerts.test_alerts import add_device
+from tests.browser import wait_for_async
 from tests.exports.helpers import run_outbox
 from tests.factories import PECKHAM
 
@@ -229,7 +230,7 @@ def test_staff_see_a_waiting_cluster_on_the_map_and_push_it_to_commuters_with_on
     item = page.locator(f"#clusters-waiting li[data-id='{alert_id}']")
     item.get_by_text("4 spiking reports from 3 people").wait_for()
     item.get_by_role("button", name="Show cluster on the map").click()
-    page.wait_for_function("async () => (await state.map.getSource('alert-area').getData()).features.length === 1")
+    wait_for_async(page, "async () => (await state.map.getSource('alert-area').getData()).features.length === 1")
     item.get_by_role("button", name="Push to commuters").click()
     item.get_by_text("Confirmed: being pushed to commuters nearby.").wait_for()
     with app.app_context():  # the worker
