@@ -50,12 +50,13 @@ def scratch_database(database_url: str, suffix: str) -> tuple[str, str]:
     return url, libpq_dsn(url)
 
 
-def start_api(database_url: str, redis_url: str, port: int, server: str = "gunicorn",
+def start_api(database_url: str, redis_url: str, port: int, server: str = "gunicorn", log: Path | None = None,
               **extra_env: str) -> subprocess.Popen:
     """gunicorn as shipped (deploy/gunicorn.conf.py) on ``port``, in a session of its own (stop it with
     ``os.killpg``); returns once ``/healthz`` answers. ``extra_env`` adds settings (RATE_LIMITS_ENABLED...).
     ``server="granian"`` runs granian instead, in gunicorn's shape (its workers and threads), for
-    ``make bench-ingest BENCH_ARGS="--server granian"`` (docs/benchmarks.md)."""
+    ``make bench-ingest BENCH_ARGS="--server granian"`` (docs/benchmarks.md). ``log``: a file its output
+    is appended to (else it is discarded)."""
     # Limits high enough never to refuse a benchmark's users on one address, yet still checked
     # (a Redis round trip per request), as in production.
     generous = {name.upper(): "1000000/minute" for name in RATE_LIMIT_SETTINGS}
@@ -67,9 +68,9 @@ def start_api(database_url: str, redis_url: str, port: int, server: str = "gunic
         command = [str(Path(sys.executable).parent / "granian"), "--interface", "wsgi", "--host", "127.0.0.1",
                    "--port", str(port), "--workers", env.get("WEB_CONCURRENCY", str(max(2, os.cpu_count() or 1))),
                    "--blocking-threads", env.get("GUNICORN_THREADS", "4"), "--no-ws", "backend.wsgi:app"]
+    output = open(log, "a") if log else subprocess.DEVNULL  # noqa: SIM115 (the server's, for its life)
     process = subprocess.Popen(
-        command,
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
     )
     for _ in range(150):
         try:

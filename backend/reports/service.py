@@ -18,7 +18,9 @@ from datetime import date, datetime, timedelta, timezone
 from types import SimpleNamespace
 from typing import Any
 
+import psycopg
 from sqlalchemy import and_, delete, func, or_, select, text, tuple_, update
+from sqlalchemy.exc import DBAPIError
 
 from backend import transient
 from backend.auth import Principal
@@ -93,8 +95,20 @@ def _execute_create(params: dict[str, Any]) -> SimpleNamespace:
     connection = db.session.connection()
     dialect = connection.dialect
     sql = _compiled_create(dialect, registry.version())
-    cursor = connection.connection.driver_connection.execute(sql, params, prepare=True)
-    values = cursor.fetchone()
+    driver = connection.connection.driver_connection
+    try:
+        cursor = driver.execute(sql, params, prepare=True)
+        values = cursor.fetchone()
+    except psycopg.Error as error:
+        # As SQLAlchemy would raise it (the app answers a lost database 503, retries a deadlock): a raw
+        # psycopg error would be a 500. A broken connection is invalidated, not returned to the pool.
+        # The parameters are a report: never in the message.
+        lost = dialect.is_disconnect(error, driver, None)
+        wrapped = DBAPIError.instance(sql, params, error, psycopg.Error, hide_parameters=True,
+                                      connection_invalidated=lost, dialect=dialect)
+        if lost:
+            connection.invalidate(wrapped)
+        raise wrapped from error
     row = {}
     for column, value in zip(cursor.description, values, strict=True):
         processor = _result_processor(dialect, column.name, column.type_code)

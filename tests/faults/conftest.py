@@ -76,7 +76,7 @@ def platform(settings, real_commits, monkeypatch, tmp_path) -> Iterator[Platform
     redis.start()
     port = free_port()
     platform = Platform(f"http://127.0.0.1:{port}", redis, settings.database_url)
-    platform.processes["api"] = start_api(settings.database_url, redis.url, port)
+    platform.processes["api"] = start_api(settings.database_url, redis.url, port, log=Path(redis.dir) / "api.log")
     platform.start_worker()
     platform.start_scheduler()
     try:
@@ -133,6 +133,10 @@ class Traffic(threading.Thread):
     def stop(self) -> None:
         self.running = False
         self.join(timeout=60)
+
+
+def api_log(platform: Platform) -> str:
+    return (Path(platform.redis.dir) / "api.log").read_text()[-6000:]
 
 
 def worker_log(platform: Platform) -> str:

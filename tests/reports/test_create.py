@@ -150,3 +150,38 @@ def test_new_report_records_its_follow_up_work_for_the_relay(client, commuter, r
 def test_unsafe_route_report_gets_no_cluster_check(client, commuter):
     client.post(URL, json=route_body(), headers=commuter.headers())
     assert db.session.scalars(select(OutboxTask.task)).all() == ["heatmap.apply_report", "streets.report_edges"]
+
+
+def test_a_connection_lost_under_the_ingest_statement_is_a_503_and_the_retry_stores_the_report_once(
+        app, client, commuter, real_commits):
+    """PostgreSQL drops the connection between its checkout and the ingest statement (a restart's
+    moment): the answer is a 503 to retry, not a 500; the broken connection leaves the pool, and the
+    retry with the same Idempotency-Key stores the report once."""
+    from sqlalchemy import event
+
+    with app.app_context():
+        engine = db.engine
+    doomed = [True]  # the first checkout only
+
+    def terminate_once(dbapi_connection, _record, _proxy) -> None:
+        if not doomed:
+            return
+        doomed.clear()
+        pid = dbapi_connection.info.backend_pid
+        with engine.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+
+    event.listen(engine, "checkout", terminate_once)
+    try:
+        key = new_key()
+        headers = commuter.headers(**{"Idempotency-Key": key})
+        lost = client.post("/api/v1/reports", json=report_body(), headers=headers)
+        assert lost.status_code == 503, lost.json
+        assert lost.headers["Retry-After"]
+        assert "database" in lost.json["message"]
+    finally:
+        event.remove(engine, "checkout", terminate_once)
+    again = client.post("/api/v1/reports", json=report_body(), headers=headers)
+    assert again.status_code == 201, again.json
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Report).where(Report.idempotency_key == key)) == 1
