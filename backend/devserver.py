@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -60,19 +61,31 @@ def start_api(database_url: str, redis_url: str, port: int, server: str = "gunic
     # Limits high enough never to refuse a benchmark's users on one address, yet still checked
     # (a Redis round trip per request), as in production.
     generous = {name.upper(): "1000000/minute" for name in RATE_LIMIT_SETTINGS}
-    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "PORT": str(port),
-           "APP_ENV": "development", **generous, **extra_env}
-    command = [str(Path(sys.executable).parent / "gunicorn"), "--config", "deploy/gunicorn.conf.py", "backend.wsgi:app"]
+    env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "APP_ENV": "development", **generous, **extra_env}
     if server == "granian":
         env.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="safetravel-metrics-"))
+    return serve(server, "backend.wsgi:app", port, env, log=log)
+
+
+def serve(server: str, target: str, port: int, env: dict[str, str], factory: bool = False, log: Path | None = None,
+          attempts: int = 150) -> subprocess.Popen:
+    """The WSGI app ``target`` (``module:app``, or ``module:function`` making it when ``factory``) under
+    gunicorn as shipped or granian in gunicorn's shape, on ``port``, with ``env`` over this process's
+    environment, in a session of its own; returns once ``/healthz`` answers (0.1 s x ``attempts``)."""
+    env = {**os.environ, **env, "PORT": str(port)}
+    if server == "gunicorn":
+        command = [str(Path(sys.executable).parent / "gunicorn"), "--config", "deploy/gunicorn.conf.py",
+                   f"{target}()" if factory else target]
+    else:
         command = [str(Path(sys.executable).parent / "granian"), "--interface", "wsgi", "--host", "127.0.0.1",
                    "--port", str(port), "--workers", env.get("WEB_CONCURRENCY", str(max(2, os.cpu_count() or 1))),
-                   "--blocking-threads", env.get("GUNICORN_THREADS", "4"), "--no-ws", "backend.wsgi:app"]
+                   "--blocking-threads", env.get("GUNICORN_THREADS", "4"), "--no-ws",
+                   *(["--factory"] if factory else []), target]
     output = open(log, "a") if log else subprocess.DEVNULL  # noqa: SIM115 (the server's, for its life)
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
     )
-    for _ in range(150):
+    for _ in range(attempts):
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
             conn.request("GET", "/healthz")
@@ -80,5 +93,5 @@ def start_api(database_url: str, redis_url: str, port: int, server: str = "gunic
                 return process
         except OSError:
             time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("gunicorn did not start")
+    os.killpg(process.pid, signal.SIGKILL)
+    raise RuntimeError(f"{server} {target} did not start")

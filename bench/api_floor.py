@@ -31,7 +31,6 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import time
 import uuid
 from datetime import datetime, timezone
@@ -117,33 +116,6 @@ def minimal_app(insert: bool = False):
     return app
 
 
-def start_server(server: str, target: str, port: int, env: dict[str, str], factory: bool) -> subprocess.Popen:
-    """``target`` under gunicorn as shipped or granian in gunicorn's shape; returns once /healthz answers."""
-    import http.client
-
-    env = {**os.environ, **env, "PORT": str(port)}
-    if server == "gunicorn":
-        command = [str(Path(sys.executable).parent / "gunicorn"), "--config", "deploy/gunicorn.conf.py",
-                   f"{target}()" if factory else target]
-    else:
-        command = [str(Path(sys.executable).parent / "granian"), "--interface", "wsgi", "--host", "127.0.0.1",
-                   "--port", str(port), "--workers", env.get("WEB_CONCURRENCY", str(max(2, os.cpu_count() or 1))),
-                   "--blocking-threads", env.get("GUNICORN_THREADS", "4"), "--no-ws",
-                   *(["--factory"] if factory else []), target]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
-    for _ in range(300):
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return process
-        except OSError:
-            time.sleep(0.1)
-    os.killpg(process.pid, signal.SIGKILL)
-    raise RuntimeError(f"{server} {target} did not start")
-
-
 def in_process(app, n: int, bodies: list[str], tokens: list[str]) -> tuple[float, int]:
     """CPU ms per request (this process) over ``n`` sequential POSTs through the test client; errors."""
     client = app.test_client()
@@ -176,7 +148,7 @@ def profile(app, n: int, bodies: list[str], tokens: list[str]) -> None:
 
 def main() -> None:
     from backend.config import RATE_LIMIT_SETTINGS
-    from backend.devserver import free_port, scratch_database
+    from backend.devserver import free_port, scratch_database, serve
     from backend.devtokens import emulator_token
     from bench.ingest import api_phase, report_body, tree_cpu_ms, truncate
 
@@ -218,10 +190,10 @@ def main() -> None:
                 if f"{name} {server}" in variants:
                     port = free_port()
                     servers[f"{name} {server}"] = (
-                        start_server(server, f"bench.api_floor:{factory}", port, {"FLOOR_DSN": dsn}, True), port)
+                        serve(server, f"bench.api_floor:{factory}", port, {"FLOOR_DSN": dsn}, factory=True, attempts=300), port)
             if f"ours {server}" in variants:
                 port = free_port()
-                servers[f"ours {server}"] = (start_server(server, "backend.wsgi:app", port, ours_env, False), port)
+                servers[f"ours {server}"] = (serve(server, "backend.wsgi:app", port, ours_env, attempts=300), port)
         # Warm-up: connections, caches, the users our app creates on their first report.
         for name in variants:
             if name in servers:
