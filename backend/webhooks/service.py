@@ -195,15 +195,12 @@ _SUBSCRIBERS = text("""
 
 def subscribed_to(event: str) -> bool:
     """Whether any active subscription wants ``event`` at all (anywhere, any category)."""
-    return db.session.execute(
-        text("SELECT EXISTS (SELECT FROM webhook_subscriptions WHERE active AND :event = ANY(events))"),
-        {"event": event},
-    ).scalar_one()
+    return bool(db.session.scalar(text(f"SELECT {subscribed_sql(event)}")))
 
 
 def subscribed_sql(event: str) -> str:
-    """``subscribed_to`` as an SQL condition without parameters, for a handler's ``when``
-    (backend/outbox/registry.py): the publisher asks it in its own statement."""
+    """Whether any active subscription wants ``event``, as an SQL condition without parameters: a
+    handler's ``when`` (backend/outbox/registry.py), which the publisher asks in its own statement."""
     if event not in EVENTS:
         raise ValueError(f"{event!r} is not an event partners subscribe to")
     return f"EXISTS (SELECT FROM webhook_subscriptions WHERE active AND '{event}' = ANY(events))"
