@@ -101,16 +101,20 @@ class Vertex:
 
 def _nearest_vertex(place: tuple[float, float], field: str) -> Vertex:
     """The nearer end of the street edge nearest the place (within SNAP_M)."""
+    # Its planar position is the one the graph stored for the edge's end (the ellipse's own figures).
     row = db.session.execute(text("""
         SELECT v.id, ST_X(v.geom) AS lon, ST_Y(v.geom) AS lat,
-               ST_X(ST_Transform(v.geom, 27700)) AS x, ST_Y(ST_Transform(v.geom, 27700)) AS y
+               CASE WHEN e.at_source THEN e.source_x ELSE e.target_x END AS x,
+               CASE WHEN e.at_source THEN e.source_y ELSE e.target_y END AS y
         FROM (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS p) AS q
         CROSS JOIN LATERAL (
-            SELECT id, geom, source, target FROM street_edges
+            SELECT source, target, source_x, source_y, target_x, target_y,
+                   ST_LineLocatePoint(geom, q.p) < 0.5 AS at_source
+            FROM street_edges
             WHERE ST_DWithin(geom::geography, q.p::geography, :snap)
             ORDER BY geom::geography <-> q.p::geography LIMIT 1
         ) AS e
-        JOIN street_vertices v ON v.id = CASE WHEN ST_LineLocatePoint(e.geom, q.p) < 0.5 THEN e.source ELSE e.target END
+        JOIN street_vertices v ON v.id = CASE WHEN e.at_source THEN e.source ELSE e.target END
         """), {"lon": place[0], "lat": place[1], "snap": SNAP_M}).first()
     if row is None:
         raise RouteInputError(field, f"is more than {SNAP_M} m from any street of the network")
